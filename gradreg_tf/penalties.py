@@ -1,0 +1,152 @@
+"""Input-gradient penalties of Ross & Doshi-Velez (AAAI 2018, §3 "Input Gradient Regularization").
+
+Both penalties are computed exactly as the original ``neural_network.py`` (SETUP.md §4):
+
+* **double backprop** ("Grad Reg (y)"): ``tf.nn.l2_loss(∇_x mean_n CE(y_n, p_n))``;
+* **certainty sensitivity** ("insensitive", "Grad Reg (1/K)"):
+  ``tf.nn.l2_loss(∇_x mean_n CE(1/K, p_n))``, the gradient of
+  ``-(1/(K·B)) Σ_n Σ_k log p_nk``.
+
+Scaling: ``tf.nn.l2_loss(t) = Σ t²/2`` over the whole batch and the gradient is that of
+the batch **mean**, so the penalty is ``(1/(2B²)) Σ_n ||∇_x CE_n||²``; with B = 256 that is
+``mean_n ||∇_x CE_n||² / 512``. The weight λ therefore depends on the batch size (MNIST's
+λ = 56234.13 is an effective 109.8 on the per-example mean squared norm). The L1 option
+uses ``Σ |t|`` of the same gradient. All values here are at λ = 1.
+
+Under ``tf.distribute`` the mean is over the **global** batch (see
+:func:`global_batch_size`), so the per-replica terms sum to the single-device value.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from gradreg_tf import _checks
+
+PENALTIES = ("double_backprop", "certainty")
+NORMS = ("l2", "l1")
+
+
+def cross_entropy(logits, y, *, temperature: float = 1.0) -> tf.Tensor:
+    """Per-example softmax cross-entropy of ``logits / temperature``.
+
+    Args:
+        logits: ``(B, K)`` tensor.
+        y: integer labels ``(B,)`` or target probabilities ``(B, K)`` (soft labels,
+            e.g. a distillation teacher's).
+        temperature: softmax temperature T.
+
+    Returns:
+        ``(B,)`` tensor of cross-entropies (natural log).
+    """
+    scaled = logits / tf.cast(temperature, logits.dtype)
+    if y.shape.rank == 1:
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(y, tf.int32), logits=scaled
+        )
+    return tf.nn.softmax_cross_entropy_with_logits(labels=tf.cast(y, logits.dtype), logits=scaled)
+
+
+def uniform_cross_entropy(logits, *, temperature: float = 1.0) -> tf.Tensor:
+    """Per-example cross-entropy against the uniform distribution 1/K (certainty sensitivity)."""
+    scaled = logits / tf.cast(temperature, logits.dtype)
+    return -tf.reduce_mean(tf.nn.log_softmax(scaled, axis=-1), axis=-1)
+
+
+def predicted_labels(logits) -> tf.Tensor:
+    """One-hot of the argmax prediction, ties split evenly (the original's FGSM labels)."""
+    hits = tf.cast(tf.equal(logits, tf.reduce_max(logits, axis=-1, keepdims=True)), logits.dtype)
+    return tf.stop_gradient(hits / tf.reduce_sum(hits, axis=-1, keepdims=True))
+
+
+def gradient_norm(grad, norm: str = "l2") -> tf.Tensor:
+    """``tf.nn.l2_loss(grad)`` (Σ g²/2, the paper's scaling) or ``Σ |g|`` for ``norm="l1"``."""
+    if norm == "l2":
+        return tf.nn.l2_loss(grad)
+    if norm == "l1":
+        return tf.reduce_sum(tf.abs(grad))
+    raise ValueError(f"norm must be one of {NORMS}, received {norm!r}.")
+
+
+def global_batch_size(local_batch_size) -> tf.Tensor:
+    """The batch size summed over replicas (the local size outside ``tf.distribute``)."""
+    size = tf.cast(local_batch_size, tf.float32)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return size
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, size)
+
+
+def _penalty(model, x, y, *, kind: str, norm: str, training: bool, temperature: float):
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, received {norm!r}.")
+    x = _checks.check_images(x, rank=range(2, 6))
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits = model(x, training=training)
+        if kind == "double_backprop":
+            terms = cross_entropy(logits, y, temperature=temperature)
+        else:
+            terms = uniform_cross_entropy(logits, temperature=temperature)
+        objective = tf.reduce_mean(terms)
+    return gradient_norm(tape.gradient(objective, x), norm)
+
+
+def double_backprop(model, x, y, *, norm: str = "l2", training: bool = False,
+                    temperature: float = 1.0) -> tf.Tensor:
+    """The double-backprop penalty at λ = 1: ``l2_loss(∇_x mean_n CE(y_n, model(x_n)))``.
+
+    Ross & Doshi-Velez (2018), §3, "Grad Reg (y)"; scaling as in the module docstring
+    (``Σ_n ||∇_x CE_n||² / (2B²)`` for the batch of B examples given).
+
+    Args:
+        model: callable ``x -> logits`` (a Keras model).
+        x: float image batch (numpy or tensor); its dtype is kept (float64 works).
+        y: integer labels ``(B,)`` or probabilities ``(B, K)``.
+        norm: ``"l2"`` (the paper) or ``"l1"``.
+        training: run the model in training mode (batch-norm batch statistics, dropout),
+            as during training; default inference mode.
+        temperature: softmax temperature of the cross-entropy.
+
+    Returns:
+        Scalar tensor.
+
+    Raises:
+        ValueError: on a bad ``norm``, non-finite ``x``, or labels out of range.
+        TypeError: on an integer ``x``.
+    """
+    y_arr = tf.convert_to_tensor(y)
+    if y_arr.shape.rank == 1:
+        n_classes = int(model(tf.convert_to_tensor(x)[:1]).shape[-1])
+        y_arr = tf.convert_to_tensor(
+            _checks.check_labels(y_arr.numpy(), n_classes=n_classes, n_examples=len(x))
+        )
+    return _penalty(model, x, y_arr, kind="double_backprop", norm=norm, training=training,
+                    temperature=temperature)
+
+
+def certainty_sensitivity(model, x, *, norm: str = "l2", training: bool = False,
+                          temperature: float = 1.0) -> tf.Tensor:
+    """The "insensitive" penalty at λ = 1: ``l2_loss(∇_x mean_n CE(1/K, model(x_n)))``.
+
+    Ross & Doshi-Velez (2018), §3, "Grad Reg (1/K)": the sensitivity of the model's
+    certainty, i.e. the gradient of ``-(1/(K·B)) Σ_n Σ_k log p_nk``; scaling as in the
+    module docstring.
+
+    Args:
+        model: callable ``x -> logits``.
+        x: float image batch.
+        norm: ``"l2"`` (the paper) or ``"l1"``.
+        training: run the model in training mode.
+        temperature: softmax temperature.
+
+    Returns:
+        Scalar tensor.
+
+    Raises:
+        ValueError: on a bad ``norm`` or non-finite ``x``.
+        TypeError: on an integer ``x``.
+    """
+    return _penalty(model, x, None, kind="certainty", norm=norm, training=training,
+                    temperature=temperature)
