@@ -1,0 +1,79 @@
+"""The trained-model cache: a user directory of ``.keras`` files keyed by a content hash.
+
+Location: ``$GRADREG_CACHE``, else ``$XDG_CACHE_HOME/gradreg_tf``, else ``~/.cache/gradreg_tf``
+(never inside the package). Every file is written to a temporary name in the same
+directory and renamed into place, so a crash never leaves a half-written model; each
+model has a JSON sidecar with the file's sha256, which is checked before loading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+from typing import Any, Callable
+
+KEY_FORMAT = 1  # bump when training code changes in a way that changes weights
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> pathlib.Path:
+    """The cache root: ``path``, else ``$GRADREG_CACHE``, else the user's cache directory."""
+    if path is None:
+        path = os.environ.get("GRADREG_CACHE")
+    if path is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(base, "gradreg_tf")
+    root = pathlib.Path(path).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def cache_key(recipe, *, seed: int, data_fingerprint: str, extra: dict | None = None) -> str:
+    """sha256 (hex) over every field that affects the trained weights."""
+    payload = {
+        "format": KEY_FORMAT,
+        "recipe": dataclasses.asdict(recipe),
+        "seed": int(seed),
+        "data": data_fingerprint,
+        "extra": extra or {},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> pathlib.Path:
+    """Calls ``write(tmp_path)`` then renames the temporary file onto ``path``.
+
+    The temporary file keeps ``path``'s suffix (Keras checks it) and lives in the same
+    directory, so the rename is atomic.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        os.unlink(tmp)  # keras refuses to overwrite silently in some versions
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json(path: str | os.PathLike, obj) -> pathlib.Path:
+    def _write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+
+    return atomic_write(path, _write)

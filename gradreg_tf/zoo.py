@@ -1,0 +1,180 @@
+"""Trained models of the paper, trained once and cached: :func:`trained_model`.
+
+A model is looked up in the cache (:mod:`gradreg_tf.cache`) under a key hashing its recipe,
+budget, seed and training data; on a miss it is trained (resuming an interrupted run's
+checkpoint), verified finite, and written atomically as ``.keras`` with a JSON sidecar
+(recipe, sha256, timings) and its training curves as CSV. A cached file whose sha256 does
+not match its sidecar, or that fails to load, is reported and retrained, never used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import pathlib
+import time
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradreg_tf import cache as _cache
+from gradreg_tf import recipes as R
+from gradreg_tf import training as T
+
+REFERENCE_SEED_OFFSET = 1000  # the curves' reference normal model is an independent run
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint(dataset) -> str:
+    h = hashlib.sha256()
+    h.update(f"{dataset.name}|{dataset.x_train.shape}|{dataset.deviation}".encode())
+    h.update(np.ascontiguousarray(dataset.x_train).tobytes())
+    h.update(np.ascontiguousarray(dataset.y_train).tobytes())
+    return h.hexdigest()
+
+
+def resolve_batches(dataset, budget="paper", n_batches: int | None = None) -> int:
+    """Nominal batches for a budget (``n_batches`` overrides it)."""
+    if n_batches is not None:
+        if int(n_batches) < 1:
+            raise ValueError(f"n_batches must be >= 1, received {n_batches!r}.")
+        return int(n_batches)
+    return R.budget_batches(budget, len(dataset.x_train))
+
+
+def model_path(recipe: R.Recipe, key: str, cache_dir=None) -> pathlib.Path:
+    return _cache.cache_dir(cache_dir) / "models" / recipe.dataset / f"{recipe.label()}-{key[:12]}.keras"
+
+
+def _load_verified(path: pathlib.Path):
+    meta_path = path.with_suffix(".json")
+    if not path.exists():
+        return None
+    problem = None
+    if not meta_path.exists():
+        problem = "its metadata file is missing"
+    else:
+        import json
+
+        meta = json.loads(meta_path.read_text())
+        if meta.get("sha256") != _cache.file_sha256(path):
+            problem = "its sha256 does not match the one recorded when it was written"
+    if problem is None:
+        try:
+            return keras.models.load_model(path)
+        except Exception as err:  # noqa: BLE001 - any load failure means a bad file
+            problem = f"it failed to load ({type(err).__name__}: {err})"
+    warnings.warn(f"cached model {path} is corrupt: {problem}; retraining it.", stacklevel=3)
+    path.unlink(missing_ok=True)
+    meta_path.unlink(missing_ok=True)
+    return None
+
+
+def cached_or_trained(recipe: R.Recipe, x_train, y_train, *, dataset, seed: int = 0,
+                      cache_dir=None, progress: bool = True, probe=None, strategy=None,
+                      extra_key: dict | None = None, retrain: bool = False):
+    """Returns ``recipe`` trained on ``(x_train, y_train)``: from the cache or trained now."""
+    fingerprint = _fingerprint(dataset)
+    if extra_key is None and y_train is not dataset.y_train:
+        extra_key = {"labels": hashlib.sha256(np.ascontiguousarray(y_train).tobytes()).hexdigest()}
+    key = _cache.cache_key(recipe, seed=seed, data_fingerprint=fingerprint, extra=extra_key)
+    path = model_path(recipe, key, cache_dir)
+    if not retrain:
+        model = _load_verified(path)
+        if model is not None:
+            return model
+    root = _cache.cache_dir(cache_dir)
+    start = time.time()
+    model, curves = T.train_recipe(
+        recipe, x_train, y_train, seed=seed, checkpoint_path=path.with_suffix(".ckpt.keras"),
+        probe=probe, tensorboard_dir=root / "logs" / path.stem, progress=progress,
+        strategy=strategy)
+    for w in model.network.weights:
+        if not np.all(np.isfinite(w.numpy())):
+            raise T.NonFiniteLossError(f"{recipe.label()} ended with non-finite weights ({w.path}).")
+    _cache.atomic_write(path, model.save)
+    T.write_curves(path.with_suffix(".curves.csv"), curves)
+    _cache.write_json(path.with_suffix(".json"), {
+        "recipe": dataclasses.asdict(recipe), "seed": seed, "key": key,
+        "sha256": _cache.file_sha256(path), "train_seconds": round(time.time() - start, 1),
+        "batches": recipe.total_batches(len(x_train)), "dataset": dataset.name,
+        "data_deviation": dataset.deviation,
+    })
+    path.with_suffix(".ckpt.keras").unlink(missing_ok=True)
+    path.with_suffix(".ckpt.curves.json").unlink(missing_ok=True)
+    return model
+
+
+def soft_labels(teacher, x, *, temperature: float, batch_size: int = 1000) -> np.ndarray:
+    """``softmax(teacher_logits / T)`` on ``x`` in inference mode, in chunks (the original: 1000)."""
+    out = [tf.nn.softmax(teacher(x[i:i + batch_size], training=False) / temperature).numpy()
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def reference_fgsm(dataset, *, eps: float = 0.2, n: int = 512, seed: int = 0, cache_dir=None,
+                   progress: bool = True) -> np.ndarray:
+    """FGSM ε images of the first ``n`` test images from a reference normal model (quick budget,
+    an independent seed), standing in for the original's cached normal-model perturbation."""
+    from gradreg_tf import attacks
+
+    recipe = R.paper_recipe(dataset.name, "normal",
+                            n_batches=R.budget_batches("quick", len(dataset.x_train)))
+    ref = cached_or_trained(recipe, dataset.x_train, dataset.y_train, dataset=dataset,
+                            seed=seed + REFERENCE_SEED_OFFSET, cache_dir=cache_dir,
+                            progress=progress)
+    x, y = dataset.x_test[:n], dataset.y_test[:n]
+    lower, upper = float(np.min(dataset.x_train)), float(np.max(dataset.x_train))
+    return np.asarray(attacks.fgsm(ref, x, eps, bounds=(lower, upper), y=y))
+
+
+def trained_model(dataset, model: str, *, budget: str = "paper", n_batches: int | None = None,
+                  seed: int = 0, cache_dir=None, progress: bool = True, strategy=None,
+                  recipe: R.Recipe | None = None, retrain: bool = False):
+    """One of the paper's models, trained on ``dataset`` (from the cache when possible).
+
+    Args:
+        dataset: a :class:`gradreg_tf.data.Dataset` (see :func:`gradreg_tf.data.load`).
+        model: ``"normal"``, ``"distilled"``, ``"advtrain"``, ``"insensitive"``,
+            ``"doubleback"`` or ``"both"``.
+        budget: ``"paper"`` (default), ``"reduced"`` or ``"quick"``.
+        n_batches: nominal batches, overriding the budget.
+        seed: initialisation/dropout seed.
+        cache_dir: cache root (default ``$GRADREG_CACHE`` or the user cache directory).
+        progress: show progress bars.
+        strategy: optional ``tf.distribute`` strategy.
+        recipe: train this recipe instead of the paper's (e.g. from :func:`recipes.sweep_recipes`);
+            ``model`` is then only used for display.
+        retrain: ignore a cached copy.
+
+    Returns:
+        A trained :class:`gradreg_tf.GradRegClassifier` (logits at temperature 1).
+
+    Raises:
+        ValueError: on an unknown model, budget or dataset.
+        gradreg_tf.training.NonFiniteLossError: when training diverges.
+    """
+    batches = resolve_batches(dataset, budget, n_batches)
+    if recipe is None:
+        recipe = R.paper_recipe(dataset.name, model, n_batches=batches)
+    x_fgsm = reference_fgsm(dataset, seed=seed, cache_dir=cache_dir, progress=progress)
+    probe = T.make_probe(dataset.x_test[:512], dataset.y_test[:512], x_fgsm)
+    y_train = dataset.y_train
+    if recipe.distill:
+        teacher_recipe = dataclasses.replace(recipe, model=f"{recipe.model}-teacher", distill=False,
+                                             n_batches=recipe.teacher_batches, teacher_batches=0)
+        teacher = cached_or_trained(teacher_recipe, dataset.x_train, y_train, dataset=dataset,
+                                    seed=seed, cache_dir=cache_dir, progress=progress, probe=probe,
+                                    strategy=strategy, retrain=retrain)
+        y_train = soft_labels(teacher, dataset.x_train, temperature=recipe.temperature)
+        # the student is keyed by its teacher's key, not by the soft labels' bytes
+        extra = {"teacher": _cache.cache_key(teacher_recipe, seed=seed,
+                                             data_fingerprint=_fingerprint(dataset))}
+    else:
+        extra = None
+    return cached_or_trained(recipe, dataset.x_train, y_train, dataset=dataset, seed=seed,
+                             cache_dir=cache_dir, progress=progress, probe=probe,
+                             strategy=strategy, extra_key=extra, retrain=retrain)
