@@ -206,6 +206,33 @@ def test_mnist_missing_files_lists_names_and_places(tmp_path):
     assert "tensorflow-datasets" not in message  # an explicit data_dir is the only place
 
 
+def test_mnist_tfds_fallback_and_its_failure(tmp_path, monkeypatch):
+    monkeypatch.setenv(_locate.ENV_DATA_DIR, str(tmp_path))
+    monkeypatch.setattr(_locate, "BUNDLED_DIR", tmp_path / "no-bundle")
+    arrays = make_mnist(tmp_path / "idx")
+
+    def fake_tfds(name, splits):
+        assert name == "mnist" and tuple(splits) == ("train", "test")
+        pairs = {"train": (mnist.TRAIN_IMAGES, mnist.TRAIN_LABELS),
+                 "test": (mnist.TEST_IMAGES, mnist.TEST_LABELS)}
+        return {split: {"image": arrays[x][..., None], "label": arrays[y].astype(np.int64)}
+                for split, (x, y) in pairs.items()}, "tensorflow-datasets 'mnist' (fake)"
+
+    monkeypatch.setattr(_tfds, "load_splits", fake_tfds)
+    d = mnist.load_mnist(validation_size=2)
+    assert d.source.endswith("(fake)") and d.deviation == mnist.TFDS_DEVIATION
+    assert d.x_train.shape == (5, 28, 28, 1) and d.x_test.shape == (4, 28, 28, 1)
+    data.clear_cache()
+
+    def no_tfds(name, splits):
+        raise _tfds.TfdsUnavailable("ModuleNotFoundError: offline (test)")
+
+    monkeypatch.setattr(_tfds, "load_splits", no_tfds)
+    with pytest.raises(DataNotFoundError, match=r"(?s)\$GRADREG_DATA_DIR.*no-bundle.*"
+                                                r"tensorflow-datasets 'mnist' in .*offline"):
+        mnist.load_mnist(validation_size=2)
+
+
 # --------------------------------------------------------------------------- notMNIST, synthetic
 
 
@@ -253,6 +280,10 @@ def test_notmnist_with_large_npz_has_no_deviation(tmp_path, recwarn):
     for x, y in ((d.x_train, d.y_train), (d.x_valid, d.y_valid), (d.x_test, d.y_test)):
         np.testing.assert_array_equal(decode_letters(x), y)
         np.testing.assert_array_equal(np.bincount(y, minlength=10), len(y) // 10)
+    make_notmnist_npz(tmp_path / "small_only" / "notMNIST_small.npz", per_class=4)
+    with pytest.warns(UserWarning, match="notMNIST_large not found"):
+        small_only = notmnist.load_notmnist(data_dir=tmp_path / "small_only", test_per_class=3)
+    np.testing.assert_array_equal(small_only.x_test, d.x_test)  # same test draw either way
 
 
 def test_notmnist_split_is_seeded(tmp_path):
@@ -382,7 +413,7 @@ def test_svhn_tfds_fallback_restores_official_order(tmp_path, monkeypatch):
     np.testing.assert_array_equal(d.x_train, ref.x_train)
 
 
-# --------------------------------------------------------------------------- the record, the registry
+# --------------------------------------------------------------------------- record, registry
 
 
 def test_dataset_is_immutable_and_validated():

@@ -112,9 +112,10 @@ class Dataset:
 
     def __repr__(self) -> str:
         title = TITLES.get(self.name, self.name)
+        lower, upper = (round(b, 4) for b in self.bounds)
         text = (
             f"{title} Dataset, N={len(self.x_train)}/{len(self.x_valid)}/{len(self.x_test)} "
-            f"train/valid/test, bounds ({round(self.bounds.lower, 4)}, {round(self.bounds.upper, 4)})"
+            f"train/valid/test, bounds ({lower}, {upper})"
         )
         if self.deviation:
             text += " [deviates from the paper, see .deviation]"

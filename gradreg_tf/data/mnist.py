@@ -118,11 +118,14 @@ def read_idx(path, *, magic: int) -> tuple[np.ndarray, bool]:
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims), verified
 
 
-def _pair(images_path: pathlib.Path, labels_path: pathlib.Path) -> tuple[np.ndarray, np.ndarray, bool]:
+def _pair(images_path: pathlib.Path, labels_path: pathlib.Path) -> tuple:
+    """Reads matching image and label files; returns ``(images, labels, checksum_verified)``."""
     images, ok_x = read_idx(images_path, magic=2051)
     labels, ok_y = read_idx(labels_path, magic=2049)
     if images.shape[1:] != (28, 28):
-        raise DataError(f"{images_path} holds images of shape {images.shape[1:]}, expected (28, 28).")
+        raise DataError(
+            f"{images_path} holds images of shape {images.shape[1:]}, expected (28, 28)."
+        )
     if len(images) != len(labels):
         raise DataError(
             f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels."

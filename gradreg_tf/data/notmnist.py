@@ -62,7 +62,9 @@ def read_npz(path) -> tuple[np.ndarray, np.ndarray, int]:
         with np.load(path) as npz:
             x, y = npz["x"], npz["y"]
     except (OSError, EOFError, KeyError, ValueError, zlib.error) as err:
-        raise DataError(f"cannot read {path} as a notMNIST npz ({type(err).__name__}: {err}).") from None
+        raise DataError(
+            f"cannot read {path} as a notMNIST npz ({type(err).__name__}: {err})."
+        ) from None
     if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
         raise DataError(f"{path}: 'x' must be uint8 (N, 28, 28), received {x.dtype} {x.shape}.")
     if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (
@@ -123,7 +125,9 @@ def read_pngs(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
                 )
             items.append((letter, name, arr))
     except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
-        raise DataError(f"cannot read {path}: {type(err).__name__}: {err} (truncated or corrupt?).") from None
+        raise DataError(
+            f"cannot read {path}: {type(err).__name__}: {err} (truncated or corrupt?)."
+        ) from None
     if not items:
         raise DataError(f"{path} holds no readable images in <A..J>/ folders.")
     items.sort(key=lambda item: (item[0], item[1]))
@@ -159,7 +163,7 @@ def _draw(y: np.ndarray, counts: tuple[int, ...], rng: np.random.Generator, what
 
 
 def _scale(x: np.ndarray) -> np.ndarray:
-    """uint8 -> float32 ``(v - 127.5) / 255`` in [-0.5, 0.5] (computed in float64, as the original)."""
+    """uint8 -> float32 ``(v - 127.5) / 255`` in [-0.5, 0.5] (in float64, as the original)."""
     return ((x.astype(np.float64) - 127.5) / 255.0).astype(np.float32)[..., None]
 
 

@@ -235,7 +235,8 @@ def load_svhn(
               None if train_limit is None else int(train_limit))
     looked = []
     for place in _locate.places("svhn", data_dir, bundled=False):
-        train, test, extra = (_locate.first_existing(place.path, (f,)) for f in (TRAIN, TEST, EXTRA))
+        train, test, extra = (place.path / f if (place.path / f).exists() else None
+                              for f in (TRAIN, TEST, EXTRA))
         if train is not None and test is not None:
             return _load_files(_locate.signature([train, test, extra]), place.origin, seed, *params)
         found = [p.name for p in (train, test, extra) if p is not None]
