@@ -1,0 +1,233 @@
+"""Clean accuracy and the paper's transfer grids (Ross & Doshi-Velez, AAAI 2018, §Experiments).
+
+The grids of the paper (FGSM and TGSM accuracy vs eps, every target model against examples
+crafted on every source model; the diagonal is white-box, the rest black-box transfer) are
+computed as the original notebooks did (SETUP.md §5):
+
+1. each source's input-gradient **signs** are computed once, with the model in inference mode,
+   as the gradient of the batch-mean cross-entropy over chunks of ``gradient_batch_size``
+   (1000) examples — true labels for FGSM, ``(y + 1) mod K`` for TGSM;
+2. for every eps, ``x_adv = clip(x ± eps * sign, bounds)[:n_examples]`` (``+`` for FGSM, ``-``
+   for TGSM: a single step, no projection), so one gradient computation serves every eps;
+3. every target is scored on ``x_adv`` in **one batch** of ``n_examples`` against the TRUE
+   labels (``adversarial_grid``, utils.py:47-55).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from gradreg_tf import _checks
+from gradreg_tf.attacks import _gradients as G
+from gradreg_tf.types import ModelFn, TensorLike
+
+__all__ = ["GridAttack", "GridRow", "PAPER_EPSILONS", "accuracy", "gradient_signs", "transfer_grid"]
+
+PAPER_EPSILONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+"""The eps grid of every transfer figure, in the dataset's own units (SETUP.md §5)."""
+
+
+class GridAttack(str, enum.Enum):
+    """Single-step attacks of the transfer grids."""
+
+    FGSM = "fgsm"
+    TGSM = "tgsm"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Direction:
+    sign: float  # +1: move up the gradient (untargeted), -1: down (targeted)
+    targeted: bool  # labels (y + 1) mod K instead of y
+
+
+_DIRECTIONS = {
+    GridAttack.FGSM: _Direction(sign=1.0, targeted=False),
+    GridAttack.TGSM: _Direction(sign=-1.0, targeted=True),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class GridRow:
+    """One cell of a transfer grid (dataset-agnostic; add the dataset name when storing)."""
+
+    attack: str
+    target_model: str  # model evaluated
+    source_model: str  # model whose input gradients made the examples
+    eps: float
+    accuracy: float  # n_correct / n_examples, against the true labels
+    n_correct: int
+    n_examples: int
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _as_attack(attack) -> GridAttack:
+    try:
+        return GridAttack(attack)
+    except ValueError:
+        raise ValueError(f"attack must be one of {[a.value for a in GridAttack]}, "
+                         f"received {attack!r}.") from None
+
+
+def accuracy(model: ModelFn, x: TensorLike, y: TensorLike, *, batch_size: int = 1000) -> float:
+    """Top-1 accuracy of ``model(x, training=False)`` against integer labels ``y``.
+
+    Computed in chunks of ``batch_size`` (the original's ``score()``, 1000), which only matters
+    for models whose output depends on the batch (the SVHN network's batch-mean LCN).
+
+    Args:
+        model: Keras model or callable returning logits.
+        x: float input batch (numpy or tensor).
+        y: integer labels ``(batch,)``.
+        batch_size: examples per forward pass.
+
+    Returns:
+        The fraction of examples whose argmax logit equals the label.
+
+    Raises:
+        ValueError: wrong shapes, labels out of range, ``batch_size`` < 1.
+        TypeError: integer ``x`` or non-integer labels.
+    """
+    batch_size = G.check_positive_int(batch_size, name="batch_size")
+    arr = G.check_model_input(model, x, bounds=None)
+    labels = _checks.check_labels(y, n_classes=G.n_classes(model, arr), n_examples=len(arr))
+    correct = 0
+    for part in G.chunks(len(arr), batch_size):
+        pred = np.argmax(G.logits(model, tf.convert_to_tensor(arr[part])).numpy(), axis=-1)
+        correct += int(np.sum(pred == labels[part]))
+    return correct / len(arr)
+
+
+def gradient_signs(model: ModelFn, x: TensorLike, y: TensorLike, *, attack="fgsm", bounds,
+                   batch_size: int = 1000) -> np.ndarray:
+    """Signs of the input gradients the transfer grids perturb along (SETUP.md §5).
+
+    ``sign(∇x mean CE(labels))`` per chunk of ``batch_size`` examples with the model in inference
+    mode; labels are ``y`` for FGSM and ``(y + 1) mod K`` for TGSM. Exactly-zero float32
+    gradients give sign 0 (no perturbation).
+
+    Scaling: each example's gradient is its cross-entropy gradient divided by its chunk's size
+    (1000 in the original), which decides which tiny gradients underflow to zero.
+
+    Args:
+        model: the source model.
+        x: float input batch within ``bounds``.
+        y: true integer labels.
+        attack: ``"fgsm"`` or ``"tgsm"`` (:class:`GridAttack`).
+        bounds: ``(lower, upper)`` range of ``x`` (validated only).
+        batch_size: chunk size of the gradient computation.
+
+    Returns:
+        float array of -1/0/+1 with the shape and dtype of ``x``.
+
+    Raises:
+        ValueError: unknown attack, bad shapes, bounds or labels.
+    """
+    direction = _DIRECTIONS[_as_attack(attack)]
+    batch_size = G.check_positive_int(batch_size, name="batch_size")
+    arr = G.check_model_input(model, x, bounds=_checks.as_bounds(bounds))
+    k = G.n_classes(model, arr)
+    labels = _checks.check_labels(y, n_classes=k, n_examples=len(arr))
+    if direction.targeted:
+        labels = (labels + 1) % k
+    out = np.empty_like(arr)
+    for part in G.chunks(len(arr), batch_size):
+        grad, _ = G.xent_gradient(model, tf.convert_to_tensor(arr[part]),
+                                  tf.constant(labels[part], tf.int32))
+        out[part] = np.sign(grad.numpy())
+    return out
+
+
+def transfer_grid(targets: Mapping[str, ModelFn], sources: Mapping[str, ModelFn], x: TensorLike,
+                  y: TensorLike, *, attack="fgsm", epsilons: Sequence[float] = PAPER_EPSILONS,
+                  bounds, n_examples: int = 256, gradient_batch_size: int = 1000,
+                  progress: bool = False) -> list[GridRow]:
+    """Accuracy of every target on single-step FGSM/TGSM examples crafted on every source.
+
+    The transfer figures of Ross & Doshi-Velez (AAAI 2018, §Experiments), computed as the
+    original notebooks (module docstring, SETUP.md §5): one gradient-sign computation per source
+    (chunks of ``gradient_batch_size``, true labels for FGSM, ``(y + 1) mod K`` for TGSM),
+    ``clip(x ± eps * sign, bounds)[:n_examples]`` for each eps, every target scored in one batch
+    of ``n_examples`` with ``training=False`` against the true labels.
+
+    Only the gradient chunks covering the first ``n_examples`` are computed; for models whose
+    output does not depend on the rest of the batch this equals computing them on all of ``x``
+    as the original did (chunks are aligned the same way, so the 1/chunk-size scaling is too).
+
+    Args:
+        targets: name -> model evaluated.
+        sources: name -> model whose gradients craft the examples (a target may be a source:
+            that cell is white-box).
+        x: test inputs within ``bounds`` (e.g. the whole test set; the first ``n_examples`` are
+            attacked).
+        y: true integer labels.
+        attack: ``"fgsm"`` or ``"tgsm"`` (:class:`GridAttack`).
+        epsilons: perturbation sizes in the units of ``x`` (default :data:`PAPER_EPSILONS`).
+        bounds: ``(lower, upper)`` clip range (the original: min/max of the test array).
+        n_examples: examples per grid cell (256 in the paper).
+        gradient_batch_size: chunk size of the gradient computation (1000 in the paper).
+        progress: show a tqdm progress bar over the grid cells.
+
+    Returns:
+        ``GridRow`` list ordered by target, source, eps (the notebooks' order).
+
+    Raises:
+        ValueError: unknown attack, empty model mappings, negative eps, ``n_examples`` outside
+            ``[1, len(x)]``, bad shapes, bounds or labels.
+    """
+    attack = _as_attack(attack)
+    direction = _DIRECTIONS[attack]
+    bounds = _checks.as_bounds(bounds)
+    if not targets or not sources:
+        raise ValueError(f"targets and sources must be non-empty mappings name -> model, received "
+                         f"{len(targets)} targets and {len(sources)} sources.")
+    eps_list = [_checks.check_eps(e, name="epsilons") for e in epsilons]
+    if not eps_list:
+        raise ValueError("epsilons must contain at least one value, received an empty sequence.")
+    gradient_batch_size = G.check_positive_int(gradient_batch_size, name="gradient_batch_size")
+    first = next(iter(sources.values()))
+    arr = G.check_model_input(first, x, bounds=bounds)
+    if isinstance(n_examples, bool) or not isinstance(n_examples, (int, np.integer)) or not (
+            1 <= n_examples <= len(arr)):
+        raise ValueError(f"n_examples must be an integer in [1, {len(arr)}] (the size of x), "
+                         f"received {n_examples!r}.")
+    labels = _checks.check_labels(y, n_classes=G.n_classes(first, arr), n_examples=len(arr))
+    n_used = min(len(arr), math.ceil(n_examples / gradient_batch_size) * gradient_batch_size)
+
+    signs = {name: gradient_signs(model, arr[:n_used], labels[:n_used], attack=attack,
+                                  bounds=bounds, batch_size=gradient_batch_size)[:n_examples]
+             for name, model in sources.items()}
+    x_n, y_n = arr[:n_examples], labels[:n_examples]
+    for name, model in targets.items():  # same input contract for every target
+        G.check_model_input(model, x_n, bounds=bounds, name=f"x (for target {name!r})")
+
+    cells = [(t, s, e) for t in targets for s in sources for e in eps_list]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(cells), desc=f"{attack.value} transfer grid", unit="cell")
+    rows = []
+    try:
+        for target_name, source_name, eps in cells:
+            step = np.asarray(direction.sign * eps, dtype=x_n.dtype)
+            x_adv = np.clip(x_n + step * signs[source_name], bounds.lower, bounds.upper)
+            logits = G.logits(targets[target_name], tf.convert_to_tensor(x_adv)).numpy()
+            n_correct = int(np.sum(np.argmax(logits, axis=-1) == y_n))
+            rows.append(GridRow(attack=attack.value, target_model=target_name,
+                                source_model=source_name, eps=eps,
+                                accuracy=n_correct / n_examples, n_correct=n_correct,
+                                n_examples=n_examples))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return rows
