@@ -181,15 +181,27 @@ def train_recipe(recipe: Recipe, x_train, y_train, *, seed: int = 0, n_batches: 
         if ckpt is not None and ckpt.exists():
             model = keras.models.load_model(ckpt)
             done = int(model.optimizer.iterations.numpy())
-            curves = [r for r in _read_json(curves_file, []) if r["batch"] <= done]
+            state = _read_json(curves_file, {"curves": [], "rng": {}})
+            curves = [r for r in state["curves"] if r["batch"] <= done]
+            set_rng_state(model, state["rng"].get(str(done), {}))
         else:
             model = compile_model(build_model(recipe, input_shape=x_train.shape[1:], bounds=bounds),
                                   recipe)
             done, curves = 0, []
 
+    rng_by_batch = {}
+
     def checkpoint(m, rows):
+        # .keras files do not hold the dropout RNG state: the sidecar keeps it for this and
+        # the previous checkpoint and is written first, so a kill between the two writes
+        # still finds the state of whichever checkpoint is on disk.
+        step = str(int(m.optimizer.iterations.numpy()))
+        keep = dict(list(rng_by_batch.items())[-1:])
+        rng_by_batch.clear()
+        rng_by_batch.update(keep)
+        rng_by_batch[step] = rng_state(m)
+        _cache.write_json(curves_file, {"curves": rows, "rng": rng_by_batch})
         _cache.atomic_write(ckpt, m.save)
-        _cache.write_json(curves_file, rows)
 
     writer = None if tensorboard_dir is None else tf.summary.create_file_writer(str(tensorboard_dir))
     monitor = _Monitor(recipe=recipe, total=total, done=done, curves=curves, log_every=log_every,
@@ -208,6 +220,25 @@ def train_recipe(recipe: Recipe, x_train, y_train, *, seed: int = 0, n_batches: 
     if stop_after is not None and monitor.done < total and ckpt is not None:
         checkpoint(model, curves)
     return model, curves
+
+
+def _seed_generators(model):
+    for layer in model.network._flatten_layers(include_self=False):
+        gen = getattr(layer, "seed_generator", None)
+        if isinstance(gen, keras.random.SeedGenerator):
+            yield layer.name, gen
+
+
+def rng_state(model) -> dict:
+    """The dropout layers' RNG states (not part of a ``.keras`` file), by layer name."""
+    return {name: gen.state.numpy().tolist() for name, gen in _seed_generators(model)}
+
+
+def set_rng_state(model, state: dict) -> None:
+    """Restores :func:`rng_state` output (resume gives the same dropout masks)."""
+    for name, gen in _seed_generators(model):
+        if name in state:
+            gen.state.assign(np.asarray(state[name], dtype=gen.state.dtype))
 
 
 def _read_json(path, default):
