@@ -1,0 +1,211 @@
+"""Benchmark of gradreg_tf.attacks on the paper's MNIST CNN (issue 3).
+
+Measures, on ``gradreg_tf.models.mnist_cnn()`` trained for one epoch (cached as
+``$GRADREG_CACHE/bench/mnist_cnn_1epoch.keras``, default cache ``~/.cache/gradreg_tf``) and
+the first MNIST test images:
+
+* FGSM (eps=0.3) and iterated TGSM (10 steps of eps=0.1, targets (y+1) mod 10) in images/s on
+  ``--n-images`` (1000) images;
+* pairwise JSMA (theta=1, gamma=``--gamma`` (0.1), targets (y+1) mod 10) in ms/image on
+  ``--n-jsma`` (100) images in one batch, its success rate, mean number of changed pixels and
+  the peak resident memory (psutil RSS sampled every 2 ms) above the level before the call;
+* if ART (adversarial-robustness-toolbox) is importable, ART's FastGradientMethod and
+  SaliencyMapMethod on the same model and images, with the ratios. ART is never a dependency
+  of gradreg_tf.
+
+Times are the median of ``--repeats`` runs after one warm-up run (tracing excluded).
+
+Usage::
+
+    python bench/attacks.py [--n-images 1000] [--n-jsma 100] [--gamma 0.1] [--no-art]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import threading
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from gradreg_tf import data  # noqa: E402
+from gradreg_tf.attacks import fgsm, jsma, predict_labels, tgsm  # noqa: E402
+from gradreg_tf.models import mnist_cnn  # noqa: E402
+
+
+def cache_dir() -> pathlib.Path:
+    root = os.environ.get("GRADREG_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gradreg_tf")
+    path = pathlib.Path(root) / "bench"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def get_model(mnist) -> keras.Model:
+    """The cached 1-epoch MNIST CNN, trained (about a minute on 2 cores) if missing."""
+    path = cache_dir() / "mnist_cnn_1epoch.keras"
+    if path.exists():
+        print(f"model: loading {path}")
+        return keras.saving.load_model(path)
+    print(f"model: training mnist_cnn() for 1 epoch (no cache at {path})")
+    keras.utils.set_random_seed(0)
+    model = mnist_cnn()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3, epsilon=1e-4),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(mnist.x_train, mnist.y_train, batch_size=256, epochs=1, verbose=2)
+    model.save(path)
+    return model
+
+
+def timed(fn, repeats: int):
+    """(result of the last run, median seconds) after one warm-up run."""
+    result = fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return result, float(np.median(times))
+
+
+class PeakRSS:
+    """Peak resident set size above the level at entry, sampled in a thread (TF allocations
+    are invisible to tracemalloc, and get_memory_info('CPU:0') reports zeros)."""
+
+    def __init__(self, interval: float = 0.002):
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self.peak = 0
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(self._interval)
+
+    def __enter__(self):
+        self.base = self._proc.memory_info().rss
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def above_base_mb(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def art_runs(model, x, y, xj, tj, gamma, repeats):
+    """ART's FGSM and JSMA (SaliencyMapMethod) on the same model/images, or None."""
+    try:
+        from art.attacks.evasion import FastGradientMethod, SaliencyMapMethod
+        from art.estimators.classification import TensorFlowV2Classifier
+    except ImportError:
+        return None
+    clf = TensorFlowV2Classifier(
+        model=model, nb_classes=10, input_shape=(28, 28, 1), clip_values=(0.0, 1.0),
+        loss_object=keras.losses.CategoricalCrossentropy(from_logits=True))
+    onehot = np.eye(10, dtype=np.float32)
+    out = {}
+    fgm = FastGradientMethod(clf, eps=0.3, batch_size=len(x))
+    adv, sec = timed(lambda: fgm.generate(x, y=onehot[y]), repeats)
+    out["fgsm"] = (len(x) / sec, float(np.mean(predict_labels(model, adv) == y)))
+    smm = SaliencyMapMethod(clf, theta=1.0, gamma=gamma, batch_size=len(xj), verbose=False)
+    adv, sec = timed(lambda: smm.generate(xj, y=onehot[tj]), max(1, repeats // 3))
+    changed = np.sum((adv != xj).reshape(len(xj), -1), axis=1)
+    out["jsma"] = (1000 * sec / len(xj), float(np.mean(predict_labels(model, adv) == tj)),
+                   float(np.mean(changed)))
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-images", type=int, default=1000)
+    parser.add_argument("--n-jsma", type=int, default=100)
+    parser.add_argument("--gamma", type=float, default=0.1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-art", action="store_true", help="skip the ART comparison")
+    args = parser.parse_args(argv)
+
+    mnist = data.load("mnist")
+    model = get_model(mnist)
+    bounds = mnist.bounds
+    x, y = mnist.x_test[: args.n_images], mnist.y_test[: args.n_images].astype(np.int64)
+    xj, yj = x[: args.n_jsma], y[: args.n_jsma]
+    tj = (yj + 1) % 10
+    clean = float(np.mean(predict_labels(model, x) == y))
+    print(f"tensorflow {tf.__version__}, keras {keras.__version__}, {os.cpu_count()} CPU cores; "
+          f"clean accuracy on {len(x)} test images: {clean:.4f}")
+
+    rows = []
+    adv, sec = timed(lambda: fgsm(model, x, 0.3, bounds=bounds, y=y), args.repeats)
+    fgsm_rate = len(x) / sec
+    rows.append(("FGSM eps=0.3", f"{fgsm_rate:,.0f} images/s",
+                 f"accuracy {np.mean(predict_labels(model, adv) == y):.3f}", ">= 2000 images/s"))
+
+    t_all = (y + 1) % 10
+    adv, sec = timed(lambda: tgsm(model, x, 0.1, bounds=bounds, y_target=t_all, steps=10),
+                     args.repeats)
+    rows.append(("iterated TGSM 10 x eps=0.1", f"{len(x) / sec:,.0f} images/s",
+                 f"target rate {np.mean(predict_labels(model, adv) == t_all):.3f}",
+                 ">= 220 images/s"))
+
+    jsma(model, xj[:2], y_target=tj[:2], bounds=bounds, gamma=args.gamma)  # trace
+    times = []
+    for _ in range(max(1, args.repeats)):
+        with PeakRSS() as mem:
+            start = time.perf_counter()
+            res = jsma(model, xj, y_target=tj, bounds=bounds, gamma=args.gamma, batch_size=len(xj))
+            times.append(time.perf_counter() - start)
+    jsma_ms = 1000 * float(np.median(times)) / len(xj)
+    success = float(np.mean(res.success.numpy()))
+    mean_changed = float(np.mean(res.n_changed.numpy()))
+    rows.append((f"JSMA pairwise gamma={args.gamma:g} theta=1", f"{jsma_ms:.1f} ms/image",
+                 f"success {success:.2f}, {mean_changed:.1f} px changed", "<= 30 ms/image"))
+    naive_mb = len(xj) * 784 * 784 * 4 / 2**20
+    rows.append((f"JSMA peak RSS, batch {len(xj)}", f"+{mem.above_base_mb:.0f} MB",
+                 f"(one naive B x N x N float32 tensor: {naive_mb:.0f} MB)", ""))
+
+    art = None if args.no_art else art_runs(model, x, y, xj, tj, args.gamma, args.repeats)
+    if art is not None:
+        import art as art_pkg
+
+        rate, acc = art["fgsm"]
+        rows.append((f"ART {art_pkg.__version__} FGSM eps=0.3", f"{rate:,.0f} images/s",
+                     f"accuracy {acc:.3f}", f"gradreg_tf x{fgsm_rate / rate:.1f} faster"))
+        ms, succ, changed = art["jsma"]
+        rows.append((f"ART SaliencyMapMethod gamma={args.gamma:g}", f"{ms:.1f} ms/image",
+                     f"success {succ:.2f}, {changed:.1f} px changed",
+                     f"gradreg_tf x{ms / jsma_ms:.1f} faster"))
+    elif not args.no_art:
+        rows.append(("ART", "not installed", "", ""))
+
+    header = ("attack", "speed", "result", "target / ratio")
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"
+    print()
+    print(f"MNIST CNN (1 epoch), {len(x)} test images ({len(xj)} for JSMA), 2 CPU cores")
+    print(line)
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
