@@ -15,3 +15,6 @@ class Bounds(NamedTuple):
 
     lower: float
     upper: float
+
+    def __repr__(self) -> str:  # prints like the plain pair it is
+        return repr(tuple(self))
