@@ -66,14 +66,23 @@ def get_model(mnist) -> keras.Model:
     return model
 
 
-def timed(fn, repeats: int):
-    """(result of the last run, median seconds) after one warm-up run."""
+CPU_TIMES: dict = {}  # label -> median process CPU seconds of the last timed() call
+
+
+def timed(fn, repeats: int, label: str = ""):
+    """(result of the last run, median wall seconds) after one warm-up run.
+
+    The median process CPU time (all threads) is kept in ``CPU_TIMES[label]``: on a shared
+    machine it is the steadier number.
+    """
     result = fn()
-    times = []
+    times, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = fn()
         times.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    CPU_TIMES[label] = float(np.median(cpus))
     return result, float(np.median(times))
 
 
@@ -123,10 +132,10 @@ def art_runs(model, x, y, xj, tj, gamma, repeats):
     onehot = np.eye(10, dtype=np.float32)
     out = {}
     fgm = FastGradientMethod(clf, eps=0.3, batch_size=len(x))
-    adv, sec = timed(lambda: fgm.generate(x, y=onehot[y]), repeats)
+    adv, sec = timed(lambda: fgm.generate(x, y=onehot[y]), repeats, "art_fgsm")
     out["fgsm"] = (len(x) / sec, float(np.mean(predict_labels(model, adv) == y)))
     smm = SaliencyMapMethod(clf, theta=1.0, gamma=gamma, batch_size=len(xj), verbose=False)
-    adv, sec = timed(lambda: smm.generate(xj, y=onehot[tj]), max(1, repeats // 3))
+    adv, sec = timed(lambda: smm.generate(xj, y=onehot[tj]), max(1, repeats // 3), "art_jsma")
     changed = np.sum((adv != xj).reshape(len(xj), -1), axis=1)
     out["jsma"] = (1000 * sec / len(xj), float(np.mean(predict_labels(model, adv) == tj)),
                    float(np.mean(changed)))
@@ -153,32 +162,38 @@ def main(argv=None) -> int:
           f"clean accuracy on {len(x)} test images: {clean:.4f}")
 
     rows = []
-    adv, sec = timed(lambda: fgsm(model, x, 0.3, bounds=bounds, y=y), args.repeats)
+    def cpu_ms(label, n):
+        return f"{1000 * CPU_TIMES[label] / n:.2f} ms/image"
+
+    adv, sec = timed(lambda: fgsm(model, x, 0.3, bounds=bounds, y=y), args.repeats, "fgsm")
     fgsm_rate = len(x) / sec
-    rows.append(("FGSM eps=0.3", f"{fgsm_rate:,.0f} images/s",
+    rows.append(("FGSM eps=0.3", f"{fgsm_rate:,.0f} images/s", cpu_ms("fgsm", len(x)),
                  f"accuracy {np.mean(predict_labels(model, adv) == y):.3f}", ">= 2000 images/s"))
 
     t_all = (y + 1) % 10
     adv, sec = timed(lambda: tgsm(model, x, 0.1, bounds=bounds, y_target=t_all, steps=10),
-                     args.repeats)
-    rows.append(("iterated TGSM 10 x eps=0.1", f"{len(x) / sec:,.0f} images/s",
+                     args.repeats, "tgsm")
+    rows.append(("iterated TGSM 10 x eps=0.1", f"{len(x) / sec:,.0f} images/s", cpu_ms("tgsm", len(x)),
                  f"target rate {np.mean(predict_labels(model, adv) == t_all):.3f}",
                  ">= 220 images/s"))
 
     jsma(model, xj[:2], y_target=tj[:2], bounds=bounds, gamma=args.gamma)  # trace
-    times = []
+    times, cpus, peaks = [], [], []
     for _ in range(max(1, args.repeats)):
         with PeakRSS() as mem:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             res = jsma(model, xj, y_target=tj, bounds=bounds, gamma=args.gamma, batch_size=len(xj))
             times.append(time.perf_counter() - start)
+            cpus.append(time.process_time() - cpu)
+        peaks.append(mem.above_base_mb)
+    CPU_TIMES["jsma"] = float(np.median(cpus))
     jsma_ms = 1000 * float(np.median(times)) / len(xj)
     success = float(np.mean(res.success.numpy()))
     mean_changed = float(np.mean(res.n_changed.numpy()))
     rows.append((f"JSMA pairwise gamma={args.gamma:g} theta=1", f"{jsma_ms:.1f} ms/image",
-                 f"success {success:.2f}, {mean_changed:.1f} px changed", "<= 30 ms/image"))
+                 cpu_ms("jsma", len(xj)), f"success {success:.2f}, {mean_changed:.1f} px changed", "<= 30 ms/image"))
     naive_mb = len(xj) * 784 * 784 * 4 / 2**20
-    rows.append((f"JSMA peak RSS, batch {len(xj)}", f"+{mem.above_base_mb:.0f} MB",
+    rows.append((f"JSMA peak RSS, batch {len(xj)}", f"+{max(peaks):.0f} MB", "",
                  f"(one naive B x N x N float32 tensor: {naive_mb:.0f} MB)", ""))
 
     art = None if args.no_art else art_runs(model, x, y, xj, tj, args.gamma, args.repeats)
@@ -187,19 +202,23 @@ def main(argv=None) -> int:
 
         rate, acc = art["fgsm"]
         rows.append((f"ART {art_pkg.__version__} FGSM eps=0.3", f"{rate:,.0f} images/s",
+                     cpu_ms("art_fgsm", len(x)),
                      f"accuracy {acc:.3f}", f"gradreg_tf x{fgsm_rate / rate:.1f} faster"))
         ms, succ, changed = art["jsma"]
         rows.append((f"ART SaliencyMapMethod gamma={args.gamma:g}", f"{ms:.1f} ms/image",
+                     cpu_ms("art_jsma", len(xj)),
                      f"success {succ:.2f}, {changed:.1f} px changed",
                      f"gradreg_tf x{ms / jsma_ms:.1f} faster"))
     elif not args.no_art:
-        rows.append(("ART", "not installed", "", ""))
+        rows.append(("ART", "not installed", "", "", ""))
 
-    header = ("attack", "speed", "result", "target / ratio")
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
+    header = ("attack", "speed (wall)", "CPU time", "result", "target / ratio (wall)")
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"
     print()
-    print(f"MNIST CNN (1 epoch), {len(x)} test images ({len(xj)} for JSMA), 2 CPU cores")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"MNIST CNN (1 epoch), {len(x)} test images ({len(xj)} for JSMA), {os.cpu_count()} CPU "
+          f"cores, load average {load} at the end; median of {args.repeats} runs")
     print(line)
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:

@@ -256,9 +256,13 @@ def test_no_retracing_across_eps_and_batch_sizes():
     for eps, n in [(0.1, 5), (0.2, 7), (0.3, 3), (0.0, 9)]:
         fgsm(model, rand_images(n), eps, bounds=(0, 1))
         tgsm(model, rand_images(n), eps, bounds=(0, 1), steps=2)
-    fns = _gradients._CACHE[model]
-    counts = {k[0]: f.experimental_get_tracing_count() for k, f in fns.items()}
+    mlp, _ = dyadic_mlp(11)
+    for n, gamma in [(3, 0.5), (5, 1.0), (2, 0.25)]:
+        jsma(mlp, dyadic_images(n, n), y_target=np.zeros(n, int), bounds=(0, 1), gamma=gamma)
+    counts = {k[0]: f.experimental_get_tracing_count() for k, f in _gradients._CACHE[model].items()}
     assert counts["sign_steps"] == 1, counts
+    counts = {k[0]: f.experimental_get_tracing_count() for k, f in _gradients._CACHE[mlp].items()}
+    assert counts["jsma_step"] == 1, counts
 
 
 def test_eager_and_tf_function_agree():
@@ -391,6 +395,26 @@ def test_jsma_budget_bounds_and_batch_size_independence():
         np.testing.assert_array_equal(r.x_adv.numpy(), r1.x_adv.numpy())
         pred = predict_labels(model, r.x_adv)
         np.testing.assert_array_equal(r.success.numpy(), pred == t)
+
+
+def test_jsma_float64_input_gives_the_float32_result_in_float64():
+    model, _ = dyadic_mlp(7)
+    x = dyadic_images(6, 7)
+    t = np.arange(6) % K
+    r32 = jsma(model, x, y_target=t, bounds=(0, 1))
+    r64 = jsma(model, x.astype(np.float64), y_target=t, bounds=(0, 1))
+    assert r64.x_adv.dtype == tf.float64
+    np.testing.assert_array_equal(r64.x_adv.numpy(), r32.x_adv.numpy().astype(np.float64))
+
+
+def test_jsma_other_bounds():
+    model, _, _ = linear_model(seed=8)
+    x = rand_images(8, seed=8) - 0.5
+    r = jsma(model, x, y_target=np.arange(8) % K, bounds=(-0.5, 0.5), gamma=0.5)
+    assert r.x_adv.numpy().min() >= -0.5 and r.x_adv.numpy().max() <= 0.5
+    moved = r.x_adv.numpy() != x
+    np.testing.assert_array_equal(r.x_adv.numpy()[moved], 0.5)  # theta=1 saturates
+    assert np.all(r.n_changed.numpy() <= 8)
 
 
 def test_jsma_target_already_predicted_is_unchanged():
