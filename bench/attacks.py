@@ -43,7 +43,8 @@ from gradreg_tf.models import mnist_cnn  # noqa: E402
 
 
 def cache_dir() -> pathlib.Path:
-    root = os.environ.get("GRADREG_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gradreg_tf")
+    root = os.environ.get("GRADREG_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "gradreg_tf")
     path = pathlib.Path(root) / "bench"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -173,7 +174,8 @@ def main(argv=None) -> int:
     t_all = (y + 1) % 10
     adv, sec = timed(lambda: tgsm(model, x, 0.1, bounds=bounds, y_target=t_all, steps=10),
                      args.repeats, "tgsm")
-    rows.append(("iterated TGSM 10 x eps=0.1", f"{len(x) / sec:,.0f} images/s", cpu_ms("tgsm", len(x)),
+    rows.append(("iterated TGSM 10 x eps=0.1", f"{len(x) / sec:,.0f} images/s",
+                 cpu_ms("tgsm", len(x)),
                  f"target rate {np.mean(predict_labels(model, adv) == t_all):.3f}",
                  ">= 220 images/s"))
 
@@ -191,7 +193,8 @@ def main(argv=None) -> int:
     success = float(np.mean(res.success.numpy()))
     mean_changed = float(np.mean(res.n_changed.numpy()))
     rows.append((f"JSMA pairwise gamma={args.gamma:g} theta=1", f"{jsma_ms:.1f} ms/image",
-                 cpu_ms("jsma", len(xj)), f"success {success:.2f}, {mean_changed:.1f} px changed", "<= 30 ms/image"))
+                 cpu_ms("jsma", len(xj)), f"success {success:.2f}, {mean_changed:.1f} px changed",
+                 "<= 30 ms/image"))
     naive_mb = len(xj) * 784 * 784 * 4 / 2**20
     rows.append((f"JSMA peak RSS, batch {len(xj)}", f"+{max(peaks):.0f} MB", "",
                  f"(one naive B x N x N float32 tensor: {naive_mb:.0f} MB)", ""))

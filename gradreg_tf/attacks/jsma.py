@@ -9,7 +9,8 @@ with ``theta=1, gamma=0.25`` on the model's **logits**.
 Per example and iteration (``increase = theta > 0``; for ``theta < 0`` flip every sign):
 
 1. stop with success when ``argmax(logits) == target``;
-2. ``alpha = ∂z_t/∂x`` and ``beta = ∂(Σ_{j≠t} z_j)/∂x`` (two backward passes, not a Jacobian);
+2. ``alpha = ∂z_t/∂x`` and ``beta = ∂(Σ_{j≠t} z_j)/∂x`` (two backward passes, not the
+   Jacobian);
 3. among pairs ``p ≠ q`` of the search domain with ``alpha_p + alpha_q > 0`` and
    ``beta_p + beta_q < 0``, pick the one maximising ``-(alpha_p + alpha_q)(beta_p + beta_q)``
    (ties: the smallest ``(min(p, q), max(p, q))``, i.e. the first maximum of cleverhans'
@@ -74,12 +75,15 @@ def best_pairs(alpha: tf.Tensor, beta: tf.Tensor, domain: tf.Tensor, *,
         ``(p, q, found)``: int32 ``(m,)`` with ``p < q`` and bool ``(m,)``; where ``found`` is
         False no pair has a positive score and ``p, q`` are meaningless.
     """
-    return _best_pairs(tf.convert_to_tensor(alpha, tf.float32), tf.convert_to_tensor(beta, tf.float32),
-                       tf.convert_to_tensor(domain, tf.bool), tf.constant(max_block_rows, tf.int32))
+    return _best_pairs(tf.convert_to_tensor(alpha, tf.float32),
+                       tf.convert_to_tensor(beta, tf.float32),
+                       tf.convert_to_tensor(domain, tf.bool),
+                       tf.constant(max_block_rows, tf.int32))
 
 
 @tf.function(
-    input_signature=[tf.TensorSpec((None, None), tf.float32), tf.TensorSpec((None, None), tf.float32),
+    input_signature=[tf.TensorSpec((None, None), tf.float32),
+                     tf.TensorSpec((None, None), tf.float32),
                      tf.TensorSpec((None, None), tf.bool), tf.TensorSpec((), tf.int32)],
     reduce_retracing=True,
 )
@@ -134,7 +138,8 @@ def _best_pairs(alpha, beta, domain, max_block_rows):
     _, best_score, best_key, _ = tf.while_loop(
         lambda start, s, k, c: (start < n) & ~tf.reduce_all(c),
         body,
-        (tf.constant(0), tf.zeros((m,), tf.float32), tf.fill((m,), no_key), tf.zeros((m,), tf.bool)),
+        (tf.constant(0), tf.zeros((m,), tf.float32), tf.fill((m,), no_key),
+         tf.zeros((m,), tf.bool)),
     )
     found = best_score > 0
     safe_key = tf.where(found, best_key, 0)
@@ -170,8 +175,9 @@ def _build_step(get_model, spec):
     scalar = tf.TensorSpec((), spec.dtype)
 
     @tf.function(
-        input_signature=[spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, None), tf.bool),
-                         tf.TensorSpec((), tf.float32), scalar, scalar, scalar],
+        input_signature=[spec, tf.TensorSpec((None,), tf.int32),
+                         tf.TensorSpec((None, None), tf.bool), tf.TensorSpec((), tf.float32),
+                         scalar, scalar, scalar],
         reduce_retracing=True,
     )
     def step(x, target, domain, direction, delta, lower, upper):
