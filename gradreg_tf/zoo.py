@@ -178,3 +178,55 @@ def trained_model(dataset, model: str, *, budget: str = "paper", n_batches: int 
     return cached_or_trained(recipe, dataset.x_train, y_train, dataset=dataset, seed=seed,
                              cache_dir=cache_dir, progress=progress, probe=probe,
                              strategy=strategy, extra_key=extra, retrain=retrain)
+
+
+def cached_model_path(dataset, model: str, *, budget: str = "paper", n_batches: int | None = None,
+                      seed: int = 0, cache_dir=None,
+                      recipe: R.Recipe | None = None) -> pathlib.Path:
+    """Where :func:`trained_model` keeps this model (``.keras``; it may not exist yet).
+
+    The sidecars share the stem: ``.json`` (metadata) and ``.curves.csv`` (training curves).
+    Arguments as :func:`trained_model`.
+    """
+    batches = resolve_batches(dataset, budget, n_batches)
+    if recipe is None:
+        recipe = R.paper_recipe(dataset.name, model, n_batches=batches)
+    extra = None
+    if recipe.distill:
+        teacher_recipe = dataclasses.replace(recipe, model=f"{recipe.model}-teacher", distill=False,
+                                             n_batches=recipe.teacher_batches, teacher_batches=0)
+        extra = {"teacher": _cache.cache_key(teacher_recipe, seed=seed,
+                                             data_fingerprint=_fingerprint(dataset))}
+    key = _cache.cache_key(recipe, seed=seed, data_fingerprint=_fingerprint(dataset), extra=extra)
+    return model_path(recipe, key, cache_dir)
+
+
+def trained_curves(dataset, model: str, *, budget: str = "paper", n_batches: int | None = None,
+                   seed: int = 0, cache_dir=None, progress: bool = True,
+                   recipe: R.Recipe | None = None) -> dict[str, np.ndarray]:
+    """The training curves of a model (trained first if it is not cached).
+
+    Rows every 100 batches and at the end (see :mod:`gradreg_tf.training`): ``batch``,
+    ``loss``, ``cross_entropy``, ``penalty``, ``batch_accuracy``, ``test_accuracy`` (first 512
+    test images) and ``fgsm_accuracy`` (the reference normal model's ε=0.2 FGSM images of
+    them). Arguments as :func:`trained_model`.
+
+    Returns:
+        ``{column: float64 array}`` (NaN where a value was not recorded).
+
+    Raises:
+        FileNotFoundError: if the model is cached without its curves file.
+    """
+    import csv
+
+    trained_model(dataset, model, budget=budget, n_batches=n_batches, seed=seed,
+                  cache_dir=cache_dir, progress=progress, recipe=recipe)
+    path = cached_model_path(dataset, model, budget=budget, n_batches=n_batches, seed=seed,
+                             cache_dir=cache_dir, recipe=recipe).with_suffix(".curves.csv")
+    if not path.is_file():
+        raise FileNotFoundError(f"training curves {path} are missing (the model is cached "
+                                "without them); delete the cached model to retrain it.")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: np.array([float(r[k]) if r.get(k) not in (None, "") else np.nan for r in rows])
+            for k in T.CURVE_FIELDS}

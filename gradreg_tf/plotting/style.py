@@ -1,0 +1,79 @@
+"""Names, colours and markers of the paper's models, and saving figures as PNG + PDF.
+
+The labels, colours and markers are the original's (``plot_helpers.py``: ``model_labels``,
+``model_colors``, ``model_markers``), so every figure of this project matches the paper's.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Sequence
+
+from matplotlib.figure import Figure
+
+__all__ = ["MODEL_COLORS", "MODEL_LABELS", "MODEL_MARKERS", "PUBLISHED_LABEL", "model_color",
+           "model_label", "model_marker", "new_figure", "save_figure"]
+
+MODEL_LABELS = {
+    "normal": "Normal",
+    "distilled": "Distilled",
+    "advtrain": "Adv. Trained",
+    "insensitive": r"Grad Reg ($\frac{1}{K}$)",
+    "doubleback": r"Grad Reg ($y$)",
+    "both": "Both Defenses",
+}
+MODEL_COLORS = {
+    "normal": "blue",
+    "distilled": "skyblue",
+    "advtrain": "darkred",
+    "insensitive": "lawngreen",
+    "doubleback": "green",
+    "both": "darkgreen",
+}
+MODEL_MARKERS = {"normal": "o", "distilled": "p", "advtrain": "H", "insensitive": "^",
+                 "doubleback": "v", "both": "D"}
+PUBLISHED_LABEL = "Ross & Doshi-Velez (2018)"
+
+
+def model_label(name: str) -> str:
+    """Display label of a model (the paper's), or the name itself for unknown models."""
+    return MODEL_LABELS.get(name, name)
+
+
+def model_color(name: str) -> str:
+    """The paper's colour of a model (grey for unknown models)."""
+    return MODEL_COLORS.get(name, "grey")
+
+
+def model_marker(name: str) -> str:
+    """The paper's marker of a model (a dot for unknown models)."""
+    return MODEL_MARKERS.get(name, ".")
+
+
+def new_figure(figsize=(6.4, 4.8), *, layout: str | None = "constrained") -> Figure:
+    """A pyplot-free :class:`~matplotlib.figure.Figure` (nothing to close, no global state)."""
+    return Figure(figsize=figsize, layout=layout)
+
+
+def save_figure(fig, stem: str | os.PathLike, *, formats: Sequence[str] = ("png", "pdf"),
+                dpi: int = 150) -> list[pathlib.Path]:
+    """Saves ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` (creating the directory).
+
+    Args:
+        fig: a matplotlib Figure.
+        stem: output path without extension.
+        formats: file extensions to write.
+        dpi: resolution of raster formats.
+
+    Returns:
+        The written paths.
+    """
+    stem = pathlib.Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in formats:
+        path = stem.with_name(f"{stem.name}.{ext}")
+        fig.savefig(path, dpi=dpi, metadata={"Software": "gradreg_tf"} if ext == "png" else None)
+        paths.append(path)
+    return paths
