@@ -6,14 +6,14 @@ and draw them with ``imshow``; nothing is computed here.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.patches import Rectangle
 
 from gradreg_tf.plotting.style import new_figure
 
-__all__ = ["plot_image_grid", "plot_target_grid"]
+__all__ = ["plot_image_grid", "plot_target_grid", "plot_target_grids"]
 
 
 def _squeeze(images: np.ndarray, ndim: int) -> np.ndarray:
@@ -59,10 +59,16 @@ def plot_image_grid(images: np.ndarray, *, row_labels: Sequence[str] | None = No
     for labels, n, what in ((row_labels, rows, "row_labels"), (col_labels, cols, "col_labels")):
         if labels is not None and len(labels) != n:
             raise ValueError(f"{what} must have {n} entries, received {len(labels)}.")
+    title_in = 0.08 + 0.22 * (title.count("\n") + 1) if title else 0.05
+    top_in = title_in + (0.25 if col_labels is not None else 0.0)
+    left_in = 0.35 if row_labels is not None else 0.05
+    width, height = cell_size * cols + left_in + 0.05, cell_size * rows + top_in + 0.05
     if fig is None:
-        fig = new_figure((cell_size * cols + 0.5, cell_size * rows + (0.6 if title else 0.2)),
-                         layout=None)
-    axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw=dict(hspace=0.04, wspace=0.04))
+        fig = new_figure((width, height), layout=None)
+    axes = fig.subplots(rows, cols, squeeze=False,
+                        gridspec_kw=dict(hspace=0.04, wspace=0.04, left=left_in / width,
+                                         right=1 - 0.05 / width, bottom=0.05 / height,
+                                         top=1 - top_in / height))
     for r in range(rows):
         for c in range(cols):
             ax = axes[r, c]
@@ -72,12 +78,9 @@ def plot_image_grid(images: np.ndarray, *, row_labels: Sequence[str] | None = No
             if c == 0 and row_labels is not None:
                 ax.set_ylabel(row_labels[r], fontsize=9)
             if r == 0 and col_labels is not None:
-                ax.set_title(col_labels[c], fontsize=9)
-    top = 1 - (0.45 if title else 0.05) / (cell_size * rows + (0.6 if title else 0.2))
-    if fig.get_layout_engine() is None and hasattr(fig, "subplots_adjust"):
-        fig.subplots_adjust(left=0.4 / (cell_size * cols + 0.5), right=0.99, bottom=0.01, top=top)
+                ax.set_title(col_labels[c], fontsize=9, pad=3)
     if title:
-        fig.suptitle(title, fontsize=13)
+        fig.suptitle(title, fontsize=11, y=1 - 0.06 / height, va="top")
     return fig
 
 
@@ -136,4 +139,42 @@ def plot_target_grid(images: np.ndarray, class_names: Sequence[str], *,
         fig.suptitle(title if subtitle is None else f"{title}\n", fontsize=13)
     if subtitle:
         fig.text(0.5, 0.915, subtitle, ha="center", va="bottom", fontsize=8, color="0.3")
+    return fig
+
+
+def plot_target_grids(images: Mapping[str, np.ndarray], class_names: Sequence[str], *,
+                      success: Mapping[str, np.ndarray] | None = None, title: str | None = None,
+                      subtitle: str | None = None, caption: str | None = None, ncols: int = 3):
+    """One :func:`plot_target_grid` per model, side by side (the paper's MNIST cell 50).
+
+    Args:
+        images: model name -> ``(K, K, H, W)`` display-ready grid.
+        class_names: the K class names.
+        success: optional model name -> ``(K, K)`` bool "reached the target".
+        title: figure title.
+        subtitle: line under each model's name (e.g. "TGSM, 10 iterations at eps=0.1").
+        caption: small text at the bottom (budget).
+        ncols: grids per row.
+
+    Returns:
+        The Figure.
+    """
+    from gradreg_tf.plotting.style import model_label
+
+    names = list(images)
+    nrows = max(1, -(-len(names) // ncols))
+    fig = new_figure((5.4 * ncols, 5.8 * nrows + (0.5 if title else 0) + (0.3 if caption else 0)),
+                     layout=None)
+    subs = fig.subfigures(nrows, ncols, squeeze=False, wspace=0.02, hspace=0.02)
+    for i, sub in enumerate(subs.ravel()):
+        if i >= len(names):
+            continue
+        name = names[i]
+        plot_target_grid(images[name], class_names,
+                         success=None if success is None else success.get(name),
+                         title=model_label(name), subtitle=subtitle, fig=sub)
+    if title:
+        fig.suptitle(title, fontsize=15, y=0.999)
+    if caption:
+        fig.text(0.5, 0.002, caption, ha="center", va="bottom", fontsize=9, color="0.3")
     return fig
