@@ -91,7 +91,8 @@ def plot_target_grid(images: np.ndarray, class_names: Sequence[str], *,
 
     The layout of the paper's iterated-TGSM figure (MNIST cell 50, ``generate_tgsm_grids.py``):
     the diagonal image (the unattacked original) is outlined in black. When ``success`` is
-    given, every off-diagonal cell where the model predicts the target gets a thin red frame.
+    given, every off-diagonal cell where the model does NOT predict the target gets a thin
+    orange frame (attacks usually succeed, so the failures are the few cells worth marking).
 
     Args:
         images: ``(K, K, H, W)`` (or ``(..., 1)``) display-ready values in [0, 1].
@@ -127,8 +128,8 @@ def plot_target_grid(images: np.ndarray, class_names: Sequence[str], *,
                 spine.set_visible(False)
             if r == c:
                 _frame(ax, "black", 2.0)
-            elif success is not None and success[r, c]:
-                _frame(ax, "red", 0.9)
+            elif success is not None and not success[r, c]:
+                _frame(ax, "darkorange", 1.2)
             if c == 0:
                 ax.set_ylabel(class_names[r], fontsize=7, rotation=0, ha="right", va="center")
             if r == k - 1:
@@ -150,7 +151,8 @@ def plot_target_grids(images: Mapping[str, np.ndarray], class_names: Sequence[st
     Args:
         images: model name -> ``(K, K, H, W)`` display-ready grid.
         class_names: the K class names.
-        success: optional model name -> ``(K, K)`` bool "reached the target".
+        success: optional model name -> ``(K, K)`` bool "reached the target" (failures are
+            framed, see :func:`plot_target_grid`).
         title: figure title.
         subtitle: line under each model's name (e.g. "TGSM, 10 iterations at eps=0.1").
         caption: small text at the bottom (budget).
@@ -163,18 +165,18 @@ def plot_target_grids(images: Mapping[str, np.ndarray], class_names: Sequence[st
 
     names = list(images)
     nrows = max(1, -(-len(names) // ncols))
-    fig = new_figure((5.4 * ncols, 5.8 * nrows + (0.5 if title else 0) + (0.3 if caption else 0)),
-                     layout=None)
-    subs = fig.subfigures(nrows, ncols, squeeze=False, wspace=0.02, hspace=0.02)
-    for i, sub in enumerate(subs.ravel()):
-        if i >= len(names):
-            continue
-        name = names[i]
-        plot_target_grid(images[name], class_names,
-                         success=None if success is None else success.get(name),
-                         title=model_label(name), subtitle=subtitle, fig=sub)
+    head, foot = (0.55 if title else 0.05), (0.3 if caption else 0.05)
+    fig = new_figure((5.4 * ncols, 5.8 * nrows + head + foot), layout=None)
+    bands = fig.subfigures(nrows + 2, 1, height_ratios=[head] + [5.8] * nrows + [foot])
+    for r in range(nrows):
+        for c, sub in enumerate(bands[r + 1].subfigures(1, ncols, wspace=0.02)):
+            i = r * ncols + c
+            if i < len(names):
+                plot_target_grid(images[names[i]], class_names,
+                                 success=None if success is None else success.get(names[i]),
+                                 title=model_label(names[i]), subtitle=subtitle, fig=sub)
     if title:
-        fig.suptitle(title, fontsize=15, y=0.999)
+        bands[0].text(0.5, 0.5, title, ha="center", va="center", fontsize=15)
     if caption:
-        fig.text(0.5, 0.002, caption, ha="center", va="bottom", fontsize=9, color="0.3")
+        bands[-1].text(0.5, 0.5, caption, ha="center", va="center", fontsize=9, color="0.3")
     return fig

@@ -1,0 +1,128 @@
+"""Accuracy versus the penalty weight λ for the paper's two gradient-regularization sweeps.
+
+    python experiments/lambda_sweep.py --dataset mnist [--budget reduced | --quick] [--points 13]
+
+The original launcher (``train_all.py``) trained double backprop ("Grad Reg (y)") at
+λ = logspace(2, 5, 13) and the certainty penalty ("Grad Reg (1/K)") at λ = logspace(0, 3, 13)
+and picked λ "on a validation set of adversarial examples (while still performing well on
+normal examples)" (MNIST notebook cell 14); the only code scoring this
+(``train_models.py``) uses the first 1024 test images, clean and perturbed with a normal
+model's FGSM signs at eps 0.1/0.2/0.3. This script trains (or fetches) every model of the
+sweeps (:func:`gradreg_tf.recipes.sweep_recipes`) and plots, per sweep, clean accuracy and
+FGSM accuracy at those eps, transferred from the reference normal model (solid, the
+original's selection score) and white-box (dashed), with the paper's λ marked.
+
+Cost: 2 x 13 trained models. Per model about as long as the paper model of the same kind at
+this budget (on 2 shared CPU cores: roughly 1.5-2 min each at --quick, 10-15 min at
+--budget reduced, i.e. ~45 min / ~5 h for both sweeps); ``--points`` trains fewer
+(evenly spaced, ends included), ``--kinds`` one sweep only. Models are cached, so a rerun is
+quick. Writes ``<dataset>_lambda_sweep.png/.pdf``, ``.csv`` (kind, lambda, metric, eps,
+accuracy) and ``.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import _common
+
+KINDS = ("doubleback", "insensitive")
+EPSILONS = (0.1, 0.2, 0.3)
+N_SCORE = 1024
+
+
+def subsample(values, points: int):
+    """``points`` evenly spaced entries of ``values`` including both ends."""
+    import numpy as np
+
+    if points >= len(values):
+        return list(values)
+    keep = np.unique(np.round(np.linspace(0, len(values) - 1, points)).astype(int))
+    return [values[i] for i in keep]
+
+
+def main(argv=None):
+    p = _common.parser(__doc__.splitlines()[0])
+    p.add_argument("--kinds", default="doubleback,insensitive",
+                   help="comma-separated sweeps: doubleback, insensitive")
+    p.add_argument("--points", type=int, default=13,
+                   help="λ values per sweep (evenly spaced on the 13-point grid, ends included)")
+    args = p.parse_args(argv)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    if not kinds or any(k not in KINDS for k in kinds):
+        p.error(f"--kinds must list {' and/or '.join(KINDS)}, received {args.kinds!r}")
+    if args.points < 1:
+        p.error(f"--points must be >= 1, received {args.points}")
+
+    import numpy as np
+
+    from gradreg_tf import evaluation, plotting, recipes, zoo
+
+    start = time.time()
+    ds = _common.load_dataset(args)
+    n = min(N_SCORE, len(ds.x_test))
+    x, y = np.asarray(ds.x_test[:n]), np.asarray(ds.y_test[:n])
+    reference = {e: zoo.reference_fgsm(ds, eps=e, n=n, seed=args.seed, cache_dir=args.cache_dir,
+                                       progress=args.progress) for e in EPSILONS}
+    nominal = zoo.resolve_batches(ds, args.budget, args.batches)
+    rows, results = [], {}
+    for kind in kinds:
+        sweep = subsample(recipes.sweep_recipes(ds.name, kind, n_batches=nominal), args.points)
+        res = {"lambda": [], "clean": [], **{f"transfer_{e}": [] for e in EPSILONS},
+               **{f"whitebox_{e}": [] for e in EPSILONS}}
+        for i, recipe in enumerate(sweep, 1):
+            lam = recipe.penalty_weight
+            _common.log(f"[{kind} {i}/{len(sweep)}] λ = {lam:.6g} ({_common.budget_text(ds, args)})")
+            model = zoo.trained_model(ds, kind, budget=args.budget, n_batches=args.batches,
+                                      seed=args.seed, cache_dir=args.cache_dir,
+                                      progress=args.progress, recipe=recipe)
+            res["lambda"].append(lam)
+            clean = evaluation.accuracy(model, x, y)
+            res["clean"].append(clean)
+            rows.append({"kind": kind, "lambda": lam, "metric": "clean", "eps": 0.0,
+                         "accuracy": clean, "n_examples": n})
+            signs = evaluation.gradient_signs(model, x, y, attack="fgsm", bounds=ds.bounds)
+            for e in EPSILONS:
+                transfer = evaluation.accuracy(model, reference[e], y)
+                white = evaluation.accuracy(model, np.clip(x + np.float32(e) * signs, *ds.bounds)
+                                            .astype(np.float32), y)
+                res[f"transfer_{e}"].append(transfer)
+                res[f"whitebox_{e}"].append(white)
+                rows += [{"kind": kind, "lambda": lam, "metric": "fgsm_from_reference_normal",
+                          "eps": e, "accuracy": transfer, "n_examples": n},
+                         {"kind": kind, "lambda": lam, "metric": "fgsm_whitebox", "eps": e,
+                          "accuracy": white, "n_examples": n}]
+        results[kind] = res
+    fig = plotting.new_figure((5.6 * len(kinds), 4.4))
+    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
+    blues = {0.1: "#6baed6", 0.2: "#2171b5", 0.3: "#08306b"}
+    for ax, kind in zip(axes, kinds):
+        res = results[kind]
+        series = {"clean": res["clean"]}
+        styles = {"clean": dict(color="green", lw=2.4)}
+        for e in EPSILONS:
+            series[fr"FGSM $\epsilon$={e:g}, from normal"] = res[f"transfer_{e}"]
+            styles[fr"FGSM $\epsilon$={e:g}, from normal"] = dict(color=blues[e])
+        for e in EPSILONS:
+            series[fr"FGSM $\epsilon$={e:g}, white-box"] = res[f"whitebox_{e}"]
+            styles[fr"FGSM $\epsilon$={e:g}, white-box"] = dict(color=blues[e], ls="--",
+                                                               marker="s", ms=3, lw=1.2)
+        plotting.plot_lambda_sweep(res["lambda"], series, styles=styles,
+                                   chosen=recipes.PAPER_LAMBDA[ds.name][kind], ax=ax,
+                                   title=f"{plotting.model_label(kind)} sweep")
+    fig.suptitle(f"Accuracy versus λ on {_common.title(ds)} (first {n} test images)\n"
+                 f"{_common.budget_text(ds, args)}", fontsize=12)
+    stem = _common.stem(args, ds, "lambda_sweep")
+    _common.save(fig, stem)
+    _common.write_csv(stem.with_suffix(".csv"), rows)
+    _common.write_json(stem.with_suffix(".json"), {
+        **_common.metadata(ds, args, __file__, n_examples=n, points=args.points,
+                           seconds=round(time.time() - start, 1)),
+        "paper_lambda": {k: recipes.PAPER_LAMBDA[ds.name][k] for k in kinds},
+        "sweeps": results})
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
