@@ -128,7 +128,10 @@ def reference_fgsm(dataset, *, eps: float = 0.2, n: int = 512, seed: int = 0, ca
                             progress=progress)
     x, y = dataset.x_test[:n], dataset.y_test[:n]
     lower, upper = float(np.min(dataset.x_train)), float(np.max(dataset.x_train))
-    return np.asarray(attacks.fgsm(ref, x, eps, bounds=(lower, upper), y=y))
+    # clip(x + eps * sign, train min, train max) as the original, even for test images outside
+    # the training range (SVHN's per-image GCN): attack within the wider range, then clip.
+    wide = (min(lower, float(np.min(x))), max(upper, float(np.max(x))))
+    return np.clip(np.asarray(attacks.fgsm(ref, x, eps, bounds=wide, y=y)), lower, upper)
 
 
 def trained_model(dataset, model: str, *, budget: str = "paper", n_batches: int | None = None,
