@@ -94,7 +94,7 @@ def main(argv=None):
                          {"kind": kind, "lambda": lam, "metric": "fgsm_whitebox", "eps": e,
                           "accuracy": white, "n_examples": n}]
         results[kind] = res
-    fig = plotting.new_figure((5.6 * len(kinds), 4.4))
+    fig = plotting.new_figure((5.6 * len(kinds) + 1, 5.0))
     axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
     blues = {0.1: "#6baed6", 0.2: "#2171b5", 0.3: "#08306b"}
     for ax, kind in zip(axes, kinds):
@@ -110,7 +110,12 @@ def main(argv=None):
                                                                marker="s", ms=3, lw=1.2)
         plotting.plot_lambda_sweep(res["lambda"], series, styles=styles,
                                    chosen=recipes.PAPER_LAMBDA[ds.name][kind], ax=ax,
-                                   title=f"{plotting.model_label(kind)} sweep")
+                                   title=f"{plotting.model_label(kind)} sweep", legend=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = handles[:-1], labels[:-1]  # the paper's λ differs per panel
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8.5, frameon=False)
+    for ax in axes:
+        ax.legend(handles=[ax.lines[-1]] if ax.lines else [], fontsize=8.5, loc="best")
     fig.suptitle(f"Accuracy versus λ on {_common.title(ds)} (first {n} test images)\n"
                  f"{_common.budget_text(ds, args)}", fontsize=12)
     stem = _common.stem(args, ds, "lambda_sweep")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -51,7 +52,8 @@ def plot_training_curves(batches: Sequence[float], clean: Sequence[float],
 
 def plot_lambda_sweep(lambdas: Sequence[float], series: Mapping[str, Sequence[float]], *,
                       styles: Mapping[str, dict] | None = None, chosen: float | None = None,
-                      ax=None, title: str | None = None, xlabel: str = r"$\lambda$"):
+                      ax=None, title: str | None = None, xlabel: str = r"$\lambda$",
+                      legend: bool = True):
     """Accuracy versus the penalty weight λ (log x axis), one line per series.
 
     Args:
@@ -62,6 +64,7 @@ def plot_lambda_sweep(lambdas: Sequence[float], series: Mapping[str, Sequence[fl
         ax: axes to draw on (default: a new figure).
         title: panel title.
         xlabel: x-axis label.
+        legend: draw a legend in the axes (False: the caller draws one, e.g. ``fig.legend``).
 
     Returns:
         The Figure holding ``ax``.
@@ -82,13 +85,16 @@ def plot_lambda_sweep(lambdas: Sequence[float], series: Mapping[str, Sequence[fl
         kw.update(styles.get(label, {}))
         ax.plot(lam, values, label=label, **kw)
     if chosen is not None:
-        ax.axvline(chosen, color="0.3", ls=":", lw=1.2, label=fr"paper's $\lambda$ = {chosen:.4g}")
+        power = math.log10(chosen)
+        text = f"$10^{{{power:g}}}$" if abs(power * 4 - round(power * 4)) < 1e-9 else f"{chosen:.4g}"
+        ax.axvline(chosen, color="0.3", ls=":", lw=1.2, label=fr"paper's $\lambda$ = {text}")
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Accuracy")
     ax.grid(True, alpha=0.25, lw=0.6, which="both")
-    ax.legend(fontsize=8, loc="lower left")
+    if legend:
+        ax.legend(fontsize=8, loc="best")
     if title:
         ax.set_title(title)
     return ax.figure
