@@ -77,6 +77,7 @@ def paper_models(ds, args, names=None) -> dict:
     from gradreg_tf import recipes, zoo
 
     names = tuple(names or recipes.PAPER_MODELS)
+    strategy = cli.make_strategy(args.strategy)
     out = {}
     for i, name in enumerate(names, 1):
         start = time.time()
@@ -84,7 +85,7 @@ def paper_models(ds, args, names=None) -> dict:
         out[name] = zoo.trained_model(ds, name, budget=args.budget, n_batches=args.batches,
                                       seed=args.seed, cache_dir=args.cache_dir,
                                       progress=args.progress,
-                                      strategy=cli.make_strategy(args.strategy))
+                                      strategy=strategy)
         log(f"      ready in {time.time() - start:.1f} s")
     return out
 

@@ -49,7 +49,8 @@ def main(argv=None):
     rows, summary = [], {}
     for attack in attacks:
         sign = 1.0 if attack == "fgsm" else -1.0
-        fig = plotting.new_figure((13, 4.3))
+        fig = plotting.new_figure((13, 4.6))
+        fig.get_layout_engine().set(h_pad=0.12)
         axes = fig.subplots(1, len(SOURCES))
         for ax, source in zip(axes, SOURCES):
             signs = evaluation.gradient_signs(models[source], x, ds.y_test[:n_grad], attack=attack,
