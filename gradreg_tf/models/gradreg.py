@@ -33,11 +33,21 @@ from gradreg_tf import _checks
 from gradreg_tf import penalties as P
 
 
-def _replica_sum(value):
+def _replica_sums(*values):
+    """Sums scalars over replicas in ONE all-reduce (identity outside ``tf.distribute``)."""
     ctx = tf.distribute.get_replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
-        return value
-    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
+        return values
+    dtype = values[0].dtype
+    summed = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                            tf.stack([tf.cast(v, dtype) for v in values]))
+    return tuple(tf.unstack(summed))
+
+
+def _multi_worker(strategy) -> bool:
+    """True under a MultiWorkerMirroredStrategy that spans several workers."""
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
 
 
 @keras.saving.register_keras_serializable(package="gradreg_tf")
@@ -111,6 +121,24 @@ class GradRegClassifier(keras.Model):
         if not self.network.built:
             self.network.build(input_shape)
         self.built = True
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3's TensorFlow trainer starts fit/evaluate under a tf.distribute strategy
+        # by reducing a first input batch with strategy.reduce("MEAN", ..., axis=None),
+        # which raises under MultiWorkerMirroredStrategy (keras-team/keras#20585,
+        # tensorflow/tensorflow#72388). The batch only serves to build layers, compiled
+        # losses and compiled metrics; a built GradRegClassifier has none of those left
+        # to build, so it skips the batch and builds only the optimizer.
+        if (self._distribute_strategy is not None and self.built
+                and all(layer.built for layer in self._flatten_layers())
+                and getattr(self, "_compile_loss", None) is None
+                and getattr(self, "_compile_metrics", None) is None):
+            with self.distribute_strategy.scope():
+                if self.optimizer is not None and not self.optimizer.built:
+                    self.optimizer.build(self.trainable_variables)
+                self._post_build()
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # ------------------------------------------------------------------ forward
     def call(self, x, training=False):
@@ -186,11 +214,20 @@ class GradRegClassifier(keras.Model):
         labels = y if y.shape.rank == 1 else tf.argmax(y, axis=-1)
         correct = tf.reduce_sum(tf.cast(
             tf.equal(tf.argmax(logits, axis=-1), tf.cast(labels, tf.int64)), logits.dtype))
-        self.loss_tracker.update_state(_replica_sum(loss))
-        self.cross_entropy_tracker.update_state(_replica_sum(ce))
-        self.penalty_tracker.update_state(_replica_sum(penalty))
-        self.accuracy_tracker.update_state(_replica_sum(correct) / batch)
-        return {m.name: m.result() for m in self.metrics}
+        # one collective for the four metrics instead of four (each is a round trip between
+        # workers under MultiWorkerMirroredStrategy)
+        loss, ce, penalty, correct = _replica_sums(loss, ce, penalty, correct)
+        self.loss_tracker.update_state(loss)
+        self.cross_entropy_tracker.update_state(ce)
+        self.penalty_tracker.update_state(penalty)
+        self.accuracy_tracker.update_state(correct / batch)
+        results = {m.name: m.result() for m in self.metrics}
+        if _multi_worker(self.distribute_strategy):
+            # Keras 3 averages step outputs over workers with strategy.reduce("MEAN", v,
+            # axis=0), which needs an axis (keras-team/keras#20585); the values are already
+            # equal on every replica (all-reduced above), so a length-1 axis changes nothing.
+            results = {k: tf.reshape(v, [1]) for k, v in results.items()}
+        return results
 
     def test_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -1,0 +1,295 @@
+"""Benchmark of one training step of GradRegClassifier through ``model.fit`` (issue 7).
+
+DRAFT: findings to be written here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import json
+import os
+import pathlib
+import platform
+import re
+import resource
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from gradreg_tf import data, recipes, training  # noqa: E402
+
+# (row label, paper recipe): what each row trains, with the paper's MNIST λ / ε.
+STEPS = (
+    ("plain", "normal"),                 # mean cross-entropy
+    ("double_backprop", "doubleback"),   # + λ l2_loss(∇x CE), λ = 10**4.75 = 56234.13
+    ("insensitive", "insensitive"),      # + λ l2_loss(∇x CE(1/K)), λ = 1000
+    ("advtrain", "advtrain"),            # (CE + CE(FGSM ε=0.3, bounds (0, 1))) / 2
+    ("combined", "both"),                # double backprop + adversarial training
+)
+
+
+class _StepClock(keras.callbacks.Callback):
+    """Wall and process-CPU time at the end of every batch (fit runs each step synchronously)."""
+
+    def __init__(self):
+        super().__init__()
+        self.wall, self.cpu = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.wall.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+
+
+def _reset_peak_memory():
+    try:
+        tf.config.experimental.reset_memory_stats("CPU:0")
+    except ValueError:  # allocator without statistics (e.g. TF_ENABLE_ONEDNN_OPTS=0)
+        pass
+
+
+def _peak_memory() -> float:
+    try:
+        return float(tf.config.experimental.get_memory_info("CPU:0")["peak"])
+    except ValueError:
+        return float("nan")
+
+
+def build(model_name: str, mnist, *, jit_compile="auto"):
+    """The recipe's model and optimizer exactly as ``training.train_recipe`` builds them."""
+    recipe = recipes.paper_recipe("mnist", model_name)
+    keras.utils.set_random_seed(0)
+    model = training.build_model(recipe, input_shape=mnist.x_train.shape[1:], bounds=mnist.bounds)
+    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate, epsilon=recipe.adam_epsilon),
+                  jit_compile=jit_compile)
+    traces = [0]
+    step = model.train_step
+
+    def counted_step(batch):  # runs in Python once per trace of the step function
+        traces[0] += 1
+        return step(batch)
+
+    model.train_step = counted_step
+    return model, traces
+
+
+def input_pipeline_seconds(x, y, *, batch_size: int, n: int) -> float:
+    """Seconds per batch to iterate the training pipeline alone (the one ``train_recipe`` uses)."""
+    it = iter(training.batches(x, y, batch_size=batch_size, epochs=1000))
+    for _ in range(5):
+        next(it)
+    start = time.perf_counter()
+    for _ in range(n):
+        next(it)
+    return (time.perf_counter() - start) / n
+
+
+def run(args) -> dict:
+    mnist = data.load("mnist", data_dir=args.data_dir)
+    x, y = mnist.x_train, mnist.y_train
+    rows = [(label, name, "auto") for label, name in STEPS if label in args.steps]
+    rows += [(f"{label}+xla", name, True) for label, name in STEPS if label in args.xla]
+    built = {label: build(name, mnist, jit_compile=jit) for label, name, jit in rows}
+    models = {label: m for label, (m, _) in built.items()}
+
+    def fit(model, steps, callbacks=()):
+        ds = training.batches(x, y, batch_size=args.batch_size, epochs=10_000)
+        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
+                  callbacks=list(callbacks))
+
+    t0 = time.perf_counter()
+    for model in models.values():  # tracing and the first steps are not timed
+        fit(model, args.warmup)
+    warmup_s = time.perf_counter() - t0
+    wall = {label: [] for label in models}
+    cpu = {label: [] for label in models}
+    round_wall = {label: [] for label in models}
+    round_cpu = {label: [] for label in models}
+    peaks = {label: 0.0 for label in models}
+    order = list(models)
+    for r in range(args.rounds):
+        for label in order[r % len(order):] + order[:r % len(order)]:  # rotated: cancels drift
+            clock = _StepClock()
+            _reset_peak_memory()
+            fit(models[label], args.steps_per_round + 1, [clock])
+            peaks[label] = max(peaks[label], _peak_memory())
+            dw, dc = np.diff(clock.wall), np.diff(clock.cpu)  # drops the iterator start-up step
+            wall[label] += dw.tolist()
+            cpu[label] += dc.tolist()
+            round_wall[label].append(float(np.median(dw)))
+            round_cpu[label].append(float(np.median(dc)))
+    base = "plain" if "plain" in models else order[0]
+    t_input = input_pipeline_seconds(x, y, batch_size=args.batch_size, n=args.input_batches)
+    result = {"machine": machine(args), "batch_size": args.batch_size, "rounds": args.rounds,
+              "steps_per_round": args.steps_per_round, "warmup_seconds": round(warmup_s, 1),
+              "input_ms_per_batch": 1e3 * t_input, "process_peak_rss_mib": _maxrss_mib(),
+              "steps": {}}
+    for label in models:
+        med = float(np.median(wall[label]))
+        ratios = np.array(round_wall[label]) / np.array(round_wall[base])
+        cpu_ratios = np.array(round_cpu[label]) / np.array(round_cpu[base])
+        result["steps"][label] = {
+            "wall_ms": 1e3 * med,
+            "examples_per_s": args.batch_size / med,
+            "ratio": float(np.median(ratios)),
+            "ratio_iqr": [float(np.percentile(ratios, 25)), float(np.percentile(ratios, 75))],
+            "cpu_ms": 1e3 * float(np.median(cpu[label])),
+            "cpu_ratio": float(np.median(cpu_ratios)),
+            "peak_tensor_mib": peaks[label] / 2**20,
+            "traces": built[label][1][0],
+            "input_share": t_input / med,
+        }
+    return result
+
+
+def _maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def machine(args=None) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "python": platform.python_version(),
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+            "load_average": [round(v, 2) for v in os.getloadavg()]}
+    if args is not None:
+        info["inter_op_threads"] = args.inter_op_threads or "default"
+        info["intra_op_threads"] = args.intra_op_threads or "default"
+    return info
+
+
+def table(result) -> str:
+    m = result["machine"]
+    lines = [f"MNIST CNN (gradreg_tf.models.mnist_cnn), batch {result['batch_size']}, model.fit; "
+             f"{m['cpu']}, {m['cores']} cores, TF {m['tensorflow']}, Keras {m['keras']}",
+             f"median of {result['rounds']} interleaved rounds x {result['steps_per_round']} steps; "
+             f"load average at the end {m['load_average']}",
+             f"{'step':<20s}{'ms/step':>9s}{'examples/s':>12s}{'x plain':>9s}{'(IQR)':>13s}"
+             f"{'CPU ms':>9s}{'x plain':>9s}{'peak MiB':>10s}{'traces':>8s}{'input %':>9s}"]
+    for label, s in result["steps"].items():
+        lo, hi = s["ratio_iqr"]
+        lines.append(f"{label:<20s}{s['wall_ms']:9.1f}{s['examples_per_s']:12.0f}{s['ratio']:9.2f}"
+                     f"{f'({lo:.2f}-{hi:.2f})':>13s}{s['cpu_ms']:9.1f}{s['cpu_ratio']:9.2f}"
+                     f"{s['peak_tensor_mib']:10.0f}{s['traces']:8d}{100 * s['input_share']:9.2f}")
+    lines.append(f"input pipeline alone: {result['input_ms_per_batch']:.2f} ms/batch; process peak "
+                 f"RSS (ru_maxrss) {result['process_peak_rss_mib']:.0f} MiB")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- op breakdown
+def _order(name: str) -> str:
+    depth = name.count("gradient_tape/")
+    return ("forward", "1st-order grad", "2nd-order grad")[min(depth, 2)]
+
+
+def _kind(op_type: str) -> str:
+    op_type = re.sub(r"^_(MklNative|Mkl)", "", op_type)
+    if op_type.startswith(("Conv2D", "MatMul", "FusedMatMul")):
+        return op_type
+    if "Pool" in op_type:
+        return op_type
+    return "elementwise/other"
+
+
+def breakdown(label: str, model_name: str, mnist, *, steps: int, batch_size: int) -> dict:
+    """Per-op CPU time of ``steps`` fit steps from a TensorFlow profiler trace.
+
+    Every op's time is its fastest occurrence times its occurrences per step, which
+    filters out preemption by other processes. Returns ``{(order, kind): ms per step}``.
+    """
+    try:
+        from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    except ImportError:  # internal module; moved between TF releases
+        print("op breakdown needs tensorflow.tsl.profiler.protobuf.xplane_pb2", file=sys.stderr)
+        return {}
+    model, _ = build(model_name, mnist)
+    ds = training.batches(mnist.x_train, mnist.y_train, batch_size=batch_size, epochs=10_000)
+    model.fit(ds, epochs=1, steps_per_epoch=3, verbose=0, shuffle=False)
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as f:
+            space.ParseFromString(f.read())
+    durations = collections.defaultdict(list)
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" in name and not name.startswith("ExecutorState"):
+                    durations[name].append(event.duration_ps / 1e9)
+    totals = collections.Counter()
+    for name, ds_ in durations.items():
+        op_name, op_type = name.rsplit(":", 1)
+        totals[(_order(op_name), _kind(op_type))] += min(ds_) * len(ds_) / steps
+    return dict(totals)
+
+
+def print_breakdown(results: dict) -> None:
+    for label, totals in results.items():
+        total = sum(totals.values())
+        print(f"\n{label}: {total:.1f} ms of op time per step (fastest occurrence of each op)")
+        for (order, kind), ms in sorted(totals.items(), key=lambda kv: -kv[1])[:14]:
+            print(f"  {ms:7.1f} ms  {100 * ms / total:5.1f}%  {order:<15s} {kind}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    labels = [label for label, _ in STEPS]
+    p.add_argument("--steps", default=",".join(labels),
+                   help="comma-separated subset of " + ",".join(labels))
+    p.add_argument("--xla", default="", help="also time these steps with compile(jit_compile=True)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--rounds", type=int, default=8, help="interleaved timing rounds")
+    p.add_argument("--steps-per-round", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps per model (tracing)")
+    p.add_argument("--input-batches", type=int, default=200)
+    p.add_argument("--inter-op-threads", type=int, default=0, help="0: TensorFlow's default")
+    p.add_argument("--intra-op-threads", type=int, default=0, help="0: TensorFlow's default")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also profile plain and double_backprop steps and print where the time goes")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", default=None, help="also write the results as JSON here")
+    args = p.parse_args(argv)
+    args.steps = [s for s in args.steps.split(",") if s]
+    args.xla = [s for s in args.xla.split(",") if s]
+    for s in args.steps + args.xla:
+        if s not in labels:
+            p.error(f"unknown step {s!r}; choose from {', '.join(labels)}")
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    result = run(args)
+    print(table(result), flush=True)
+    if args.breakdown:
+        mnist = data.load("mnist", data_dir=args.data_dir)
+        result["breakdown"] = {
+            label: breakdown(label, name, mnist, steps=10, batch_size=args.batch_size)
+            for label, name in STEPS[:2]}
+        print_breakdown(result["breakdown"])
+        result["breakdown"] = {label: {f"{o} | {k}": v for (o, k), v in t.items()}
+                               for label, t in result["breakdown"].items()}
+    if args.out:
+        pathlib.Path(args.out).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
