@@ -41,7 +41,13 @@ def main(argv=None):
     for ax, (attack, offset, ylabel) in zip(axes, DIRECTIONS):
         norms = {name: saliency.gradient_norms(m, x, y, label_offset=offset)
                  for name, m in models.items()}
-        plotting.plot_gradient_norms(norms, ax=ax, ylabel=ylabel)
+        # the axis spans every model's 1st percentile to the maximum (isolated outliers below
+        # are cut, as the paper's fixed ylim did); the CSV keeps the true minimum
+        low = min(np.quantile(v, 0.01) for v in norms.values())
+        high = max(v.max() for v in norms.values())
+        plotting.plot_gradient_norms(norms, ax=ax, ylabel=ylabel,
+                                     ylim=(10 ** np.floor(np.log10(low) - 0.3),
+                                           10 ** np.ceil(np.log10(high) + 0.3)))
         for name, v in norms.items():
             raw[f"{attack}_{name}"] = v
             q = np.quantile(v, [0, 0.25, 0.5, 0.75, 1])
