@@ -163,6 +163,11 @@ def trained_model(dataset, model: str, *, budget: str = "paper", n_batches: int 
     batches = resolve_batches(dataset, budget, n_batches)
     if recipe is None:
         recipe = R.paper_recipe(dataset.name, model, n_batches=batches)
+    if not retrain:  # a cached model needs neither the probe nor (distilled) the soft labels
+        cached = _load_verified(cached_model_path(dataset, model, budget=budget, n_batches=n_batches,
+                                                  seed=seed, cache_dir=cache_dir, recipe=recipe))
+        if cached is not None:
+            return cached
     x_fgsm = reference_fgsm(dataset, seed=seed, cache_dir=cache_dir, progress=progress)
     probe = T.make_probe(dataset.x_test[:512], dataset.y_test[:512], x_fgsm)
     y_train = dataset.y_train
