@@ -16,7 +16,8 @@ Cost: 2 x 13 trained models. Per model about as long as the paper model of the s
 this budget (on 2 shared CPU cores: roughly 1.5-2 min each at --quick, 10-15 min at
 --budget reduced, i.e. ~45 min / ~5 h for both sweeps); ``--points`` trains fewer
 (evenly spaced, ends included), ``--kinds`` one sweep only. Models are cached, so a rerun is
-quick. Writes ``<dataset>_lambda_sweep.png/.pdf``, ``.csv`` (kind, lambda, metric, eps,
+quick. ``--points`` always adds the paper's λ (the paper model, shared with the other figures).
+Writes ``<dataset>_lambda_sweep.png/.pdf``, ``.csv`` (kind, lambda, metric, eps,
 accuracy) and ``.json``.
 """
 
@@ -32,14 +33,15 @@ EPSILONS = (0.1, 0.2, 0.3)
 N_SCORE = 1024
 
 
-def subsample(values, points: int):
-    """``points`` evenly spaced entries of ``values`` including both ends."""
+def subsample(recipes_, points: int, chosen: float):
+    """``points`` evenly spaced recipes of the sweep (ends included) plus the paper's λ."""
     import numpy as np
 
-    if points >= len(values):
-        return list(values)
-    keep = np.unique(np.round(np.linspace(0, len(values) - 1, points)).astype(int))
-    return [values[i] for i in keep]
+    if points >= len(recipes_):
+        return list(recipes_)
+    keep = set(np.round(np.linspace(0, len(recipes_) - 1, points)).astype(int).tolist())
+    keep |= {i for i, r in enumerate(recipes_) if abs(r.penalty_weight / chosen - 1) < 1e-9}
+    return [recipes_[i] for i in sorted(keep)]
 
 
 def main(argv=None):
@@ -47,7 +49,8 @@ def main(argv=None):
     p.add_argument("--kinds", default="doubleback,insensitive",
                    help="comma-separated sweeps: doubleback, insensitive")
     p.add_argument("--points", type=int, default=13,
-                   help="λ values per sweep (evenly spaced on the 13-point grid, ends included)")
+                   help="λ values per sweep (evenly spaced on the 13-point grid, ends included; "
+                        "the paper's λ is always added)")
     args = p.parse_args(argv)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if not kinds or any(k not in KINDS for k in kinds):
@@ -68,7 +71,8 @@ def main(argv=None):
     nominal = zoo.resolve_batches(ds, args.budget, args.batches)
     rows, results = [], {}
     for kind in kinds:
-        sweep = subsample(recipes.sweep_recipes(ds.name, kind, n_batches=nominal), args.points)
+        sweep = subsample(recipes.sweep_recipes(ds.name, kind, n_batches=nominal), args.points,
+                          recipes.PAPER_LAMBDA[ds.name][kind])
         res = {"lambda": [], "clean": [], **{f"transfer_{e}": [] for e in EPSILONS},
                **{f"whitebox_{e}": [] for e in EPSILONS}}
         for i, recipe in enumerate(sweep, 1):
