@@ -2,14 +2,16 @@
 
 Every mean in GradRegClassifier's objective is over the global batch (penalties.global_batch_size),
 so the replicas' partial losses sum to the one-device loss and the summed gradients equal
-its gradients. Each run happens in child processes (tests/_multiworker_child.py) because
-logical devices and TF_CONFIG must be set before TensorFlow initializes. The basic
+its gradients. The distributed runs happen in child processes (tests/_multiworker_child.py)
+because logical devices and TF_CONFIG must be set before TensorFlow initializes; the
+one-device reference runs in the test process meanwhile. The basic
 2-replica cases (double backprop; certainty + advtrain, one step) are in
 test_models.py::test_two_replicas_match_one_device; here: the combined objective with
 uneven per-replica batches, the adversarial-penalty variant, soft labels at a temperature,
 two epochs with Adam, and two worker processes on 127.0.0.1.
 """
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -22,22 +24,36 @@ import numpy as np
 import pytest
 
 CHILD = pathlib.Path(__file__).with_name("_multiworker_child.py")
+REPO = CHILD.resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("_multiworker_child", CHILD)
+child = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(child)
 TIMEOUT = 150  # seconds for a group of child processes (they take ~10-40 s)
 
 
 def _child_env(**extra):
+    """The environment of a child: this checkout's gradreg_tf first on the path, no TF_CONFIG."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    env.update(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", **extra)
+    path = [str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", PYTHONPATH=os.pathsep.join(path),
+               **extra)
     return env
 
 
-def _run_children(tmp_path, specs, timeout=TIMEOUT):
+class ChildError(RuntimeError):
+    """A child process failed or timed out (the message holds the tails of their stderr)."""
+
+
+def _run_children(tmp_path, specs, timeout=TIMEOUT, meanwhile=None):
     """Starts ``specs`` = [(name, argv, env)] at once; returns {name: (json result, weights)}.
 
-    Output goes to files (no pipe can fill up and block a worker). On a failure or timeout
-    every child still running is killed and the test fails with the children's stderr.
+    ``meanwhile()`` runs in this process while the children run; its result is returned
+    under the name ``"meanwhile"``. Output goes to files (no pipe can fill up and block a
+    worker). On a failure or timeout every child still running is killed and
+    :class:`ChildError` is raised with their stderr.
     """
     procs = {}
+    results = {}
     try:
         for name, argv, env in specs:
             out = open(tmp_path / f"{name}.out", "w")
@@ -45,6 +61,8 @@ def _run_children(tmp_path, specs, timeout=TIMEOUT):
             procs[name] = (subprocess.Popen([sys.executable, str(CHILD), *argv], stdout=out,
                                             stderr=err, env=env, cwd=tmp_path), out, err)
         deadline = time.monotonic() + timeout
+        if meanwhile is not None:
+            results["meanwhile"] = meanwhile()
         while any(p.poll() is None for p, _, _ in procs.values()):
             failed = [n for n, (p, _, _) in procs.items() if p.poll() not in (None, 0)]
             if failed or time.monotonic() > deadline:
@@ -61,8 +79,7 @@ def _run_children(tmp_path, specs, timeout=TIMEOUT):
     if bad:
         logs = "\n".join(f"--- {n} (exit {rc}):\n" + (tmp_path / f"{n}.err").read_text()[-3000:]
                          for n, rc in bad.items())
-        pytest.fail(f"child processes failed or timed out after {timeout} s: {bad}\n{logs}")
-    results = {}
+        raise ChildError(f"child processes failed or timed out after {timeout} s: {bad}\n{logs}")
     for name, argv, _ in specs:
         result = json.loads((tmp_path / f"{name}.out").read_text().strip().splitlines()[-1])
         with np.load(tmp_path / argv[2]) as f:
@@ -83,11 +100,13 @@ def test_two_replicas_match_one_device_over_two_epochs(tmp_path, case):
     Two epochs with Adam (6 steps), the last batch of each epoch short; in ``combined`` it has
     7 examples, split 4/3 between the replicas.
     """
-    results = _run_children(tmp_path, [
-        ("single", ["single", case, "single.npz"], _child_env()),
-        ("mirrored", ["mirrored", case, "mirrored.npz"], _child_env()),
-    ])
-    (single, w_single), (mirrored, w_mirrored) = results["single"], results["mirrored"]
+    try:
+        results = _run_children(tmp_path, [("mirrored", ["mirrored", case, "mirrored.npz"],
+                                             _child_env())], meanwhile=lambda: child.train(case))
+    except ChildError as e:
+        pytest.fail(str(e))
+    single, mirrored, w_mirrored = results["meanwhile"], *results["mirrored"]
+    w_single = single["weights"]
     assert single["replicas"] == 1 and mirrored["replicas"] == 2
     np.testing.assert_allclose(mirrored["loss"], single["loss"], rtol=1e-5)
     np.testing.assert_allclose(mirrored["penalty"], single["penalty"], rtol=1e-5, atol=1e-9)
@@ -115,15 +134,22 @@ def test_two_workers_end_with_identical_weights(tmp_path):
     batch of 32 (each worker computes 16 examples per step, the penalty and the loss scaled
     to the global batch).
     """
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    specs = [(f"worker{i}", ["worker", "multiworker", f"worker{i}.npz"],
-              _child_env(TF_CONFIG=json.dumps({"cluster": cluster,
-                                               "task": {"type": "worker", "index": i}})))
-             for i in range(2)]
-    specs.append(("single", ["single", "multiworker", "single.npz"], _child_env()))
-    results = _run_children(tmp_path, specs)
+    for attempt in range(2):  # a free port can be taken between the probe and the bind
+        cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+        specs = [(f"worker{i}", ["worker", "multiworker", f"worker{i}.npz"],
+                  _child_env(TF_CONFIG=json.dumps({"cluster": cluster,
+                                                   "task": {"type": "worker", "index": i}})))
+                 for i in range(2)]
+        try:
+            results = _run_children(tmp_path, specs, meanwhile=lambda: child.train("multiworker"))
+            break
+        except ChildError as e:
+            port_clash = "address already in use" in str(e).lower() or "bind" in str(e).lower()
+            if attempt or not port_clash:
+                pytest.fail(str(e))
     (w0, weights0), (w1, weights1) = results["worker0"], results["worker1"]
-    single, weights_single = results["single"]
+    single = results["meanwhile"]
+    weights_single = single["weights"]
     assert w0["replicas"] == w1["replicas"] == 2
     assert all(np.array_equal(a, b) for a, b in zip(weights0, weights1))
     assert w0["loss"] == w1["loss"]
