@@ -31,7 +31,8 @@ CASES = {
     "adversarial_penalty": (dict(penalty="certainty", penalty_weight=30.0, adversarial_eps=0.1,
                                  bounds=(0.0, 1.0), adversarial_penalty=True), 64, False),
     # distillation: soft labels at temperature 5, double backprop
-    "soft_labels": (dict(penalty="double_backprop", penalty_weight=50.0, temperature=5.0), 64, True),
+    "soft_labels": (dict(penalty="double_backprop", penalty_weight=50.0, temperature=5.0),
+                    64, True),
     # the multi-worker case: double backprop, 88 examples -> batches 32, 32, 24
     "multiworker": (dict(penalty="double_backprop", penalty_weight=50.0), 88, False),
 }
@@ -94,7 +95,8 @@ def main(mode, case, out):
 
     if mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     elif mode == "worker":
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
