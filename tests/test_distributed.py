@@ -131,8 +131,8 @@ def test_two_workers_end_with_identical_weights(tmp_path):
     """Two worker processes on 127.0.0.1 (TF_CONFIG) train with MultiWorkerMirroredStrategy.
 
     Both end with bitwise identical weights, equal (1e-5) to one process with the same global
-    batch of 32 (each worker computes 16 examples per step, the penalty and the loss scaled
-    to the global batch).
+    batches of 32, 32 and 24 (each worker computes half of every batch, its penalty and loss
+    scaled to the global batch), over two epochs with Adam.
     """
     for attempt in range(2):  # a free port can be taken between the probe and the bind
         cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
