@@ -1,6 +1,7 @@
 """Architectures, LCN, and the GradRegClassifier training step, serialization and distribution."""
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -252,8 +253,9 @@ def test_bad_fit_inputs():
 def test_two_replicas_match_one_device(penalty, adv):
     """MirroredStrategy on 2 logical CPUs: same loss and weights as one device (global-batch scaling)."""
     script = pathlib.Path(__file__).with_name("_distributed_check.py")
+    env = {**os.environ, "PYTHONPATH": str(script.parents[1])}  # this checkout, not an install
     out = subprocess.run([sys.executable, str(script), penalty, str(adv)], capture_output=True,
-                         text=True, timeout=300, check=True)
+                         text=True, timeout=300, check=True, env=env)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2
     np.testing.assert_allclose(result["loss_mirrored"], result["loss_single"], rtol=1e-5)

@@ -116,7 +116,7 @@ def test_nan_guard_stops_and_caches_nothing(tmp_path):
 def test_killed_run_resumes_to_identical_weights(tmp_path):
     """Kill a training process after a checkpoint, resume it, compare with an uninterrupted run."""
     script = str(HERE / "_resume_run.py")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(HERE.parent)}
     full = subprocess.run([sys.executable, script, str(tmp_path / "a.keras"), str(tmp_path / "a.npz")],
                           env=env, capture_output=True, text=True, timeout=600)
     assert full.returncode == 0, full.stderr[-2000:]
