@@ -67,7 +67,8 @@ def main(argv=None):
               "diff": "" if r["difference_points"] is None else f"{r['difference_points']:+.2f}"}
              for r in rows]
     md = (f"# Clean test accuracy on {_common.title(ds)} (%)\n\n"
-          f"Ours: {_common.budget_text(ds, args)}, first {n} test images. Paper: Ross & Doshi-Velez "
+          f"Ours: {_common.budget_text(ds, args)}, first {n} test images. "
+          f"Paper: Ross & Doshi-Velez "
           f"(2018) notebooks, {rows[0]['published_n_examples']} test images.\n\n"
           + _common.markdown_table(table, [("label", "model"), ("ours", "ours"),
                                            ("paper", "paper"), ("diff", "ours − paper"),

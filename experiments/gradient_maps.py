@@ -47,10 +47,9 @@ def main(argv=None):
     _common.save(fig, stem)
     np.savez_compressed(stem.with_suffix(".npz"), indices=idx, images=x,
                         **{f"grad_{k}": v for k, v in grads.items()})
+    ink = np.abs(x - np.median(x)).ravel()  # the digit's (or letter's) own pixels
     stats = {name: {"mean_abs": float(np.mean(np.abs(g))), "max_abs": float(np.max(np.abs(g))),
-                    # how much of the map's mass lies on the digit's own pixels
-                    "abs_corr_with_image": float(np.corrcoef(np.abs(g).ravel(),
-                                                             np.abs(x - np.median(x)).ravel())[0, 1])}
+                    "abs_corr_with_image": float(np.corrcoef(np.abs(g).ravel(), ink)[0, 1])}
              for name, g in grads.items()}
     _common.write_json(stem.with_suffix(".json"), {
         **_common.metadata(ds, args, __file__, test_indices=idx, offset=offset),

@@ -13,8 +13,8 @@ FGSM accuracy at those eps, transferred from the reference normal model (solid, 
 original's selection score) and white-box (dashed), with the paper's λ marked.
 
 Cost: 2 x 13 trained models. Per model about as long as the paper model of the same kind at
-this budget (on 2 shared CPU cores: roughly 1.5-2 min each at --quick, 10-15 min at
---budget reduced, i.e. ~45 min / ~5 h for both sweeps); ``--points`` trains fewer
+this budget (measured on 2 shared CPU cores: 1-2 min each at --quick, 5-11 min at --budget
+reduced, i.e. roughly 30-45 min / 3-4 h for both sweeps); ``--points`` trains fewer
 (evenly spaced, ends included), ``--kinds`` one sweep only. Models are cached, so a rerun is
 quick. ``--points`` always adds the paper's λ (the paper model, shared with the other figures).
 Writes ``<dataset>_lambda_sweep.png/.pdf``, ``.csv`` (kind, lambda, metric, eps,
@@ -77,7 +77,8 @@ def main(argv=None):
                **{f"whitebox_{e}": [] for e in EPSILONS}}
         for i, recipe in enumerate(sweep, 1):
             lam = recipe.penalty_weight
-            _common.log(f"[{kind} {i}/{len(sweep)}] λ = {lam:.6g} ({_common.budget_text(ds, args)})")
+            _common.log(f"[{kind} {i}/{len(sweep)}] λ = {lam:.6g} "
+                        f"({_common.budget_text(ds, args)})")
             model = zoo.trained_model(ds, kind, budget=args.budget, n_batches=args.batches,
                                       seed=args.seed, cache_dir=args.cache_dir,
                                       progress=args.progress, recipe=recipe)

@@ -33,7 +33,7 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from gradreg_tf import attacks, plotting
+    from gradreg_tf import attacks
 
     if args.steps is not None and args.steps < 1:
         p.error(f"--steps must be >= 1, received {args.steps}")

@@ -138,8 +138,8 @@ def main(argv=None, *, default_dataset: str = "mnist"):
         grid_rows = evaluation.transfer_grid(models, models, x[:limit], y[:limit], attack=attack,
                                              epsilons=epsilons, bounds=ds.bounds, n_examples=n,
                                              progress=args.progress)
-        these = [dict(dataset=ds.name, **r.as_dict(), whitebox=int(r.target_model == r.source_model))
-                 for r in grid_rows]
+        these = [dict(dataset=ds.name, **r.as_dict(),
+                      whitebox=int(r.target_model == r.source_model)) for r in grid_rows]
         rows += these
         ours = published.grid_array(these, sources=names, targets=names, epsilons=epsilons)
         theirs = published.grid_array(published.load_transfer(dataset=ds.name, attack=attack),

@@ -20,7 +20,8 @@ import sys
 import _common
 
 SOURCES = ("normal", "advtrain", "doubleback")
-SETS = ("doubleback", "advtrain", "normal")  # venn3 order of the paper: A top left, B right, C bottom
+# the paper's venn3 order: set A top left, B top right, C bottom
+SETS = ("doubleback", "advtrain", "normal")
 PAPER_EPS = {"mnist": 0.4}
 DEFAULT_EPS = 0.5
 

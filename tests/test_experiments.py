@@ -11,7 +11,6 @@ import dataclasses
 import json
 import math
 import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -276,7 +275,8 @@ def test_tgsm_grids(env):
         off = grid[~np.eye(10, dtype=bool)] - np.repeat(grid[np.arange(10), np.arange(10)], 9, 0)
         assert np.abs(off).max() <= 3 * 0.1 + 1e-6  # three steps of 0.1, no projection
     meta = json.loads((out / "mnist_tgsm_grids.json").read_text())
-    assert meta["steps"] == 3 and all(0 <= v <= 1 for v in meta["success_rate_off_diagonal"].values())
+    assert meta["steps"] == 3
+    assert all(0 <= v <= 1 for v in meta["success_rate_off_diagonal"].values())
 
 
 def test_jsma_grids(env):

@@ -86,7 +86,8 @@ def plot_lambda_sweep(lambdas: Sequence[float], series: Mapping[str, Sequence[fl
         ax.plot(lam, values, label=label, **kw)
     if chosen is not None:
         power = math.log10(chosen)
-        text = f"$10^{{{power:g}}}$" if abs(power * 4 - round(power * 4)) < 1e-9 else f"{chosen:.4g}"
+        quarter = abs(power * 4 - round(power * 4)) < 1e-9
+        text = f"$10^{{{power:g}}}$" if quarter else f"{chosen:.4g}"
         ax.axvline(chosen, color="0.3", ls=":", lw=1.2, label=fr"paper's $\lambda$ = {text}")
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)
