@@ -32,6 +32,17 @@ def parser(description: str, *, dataset: bool = True, default_dataset: str = "mn
                       out="figures")
 
 
+def add_n_test(p) -> None:
+    """The ``--n-test`` option of the scripts that score the test set."""
+    p.add_argument("--n-test", type=int, default=None,
+                   help="first N test images (default: all; SVHN 4000 as the notebook)")
+
+
+def n_test(ds, args) -> int:
+    """``--n-test``, else the notebooks' test-set size (all, SVHN 4000)."""
+    return args.n_test or min(len(ds.x_test), NOTEBOOK_TEST_SIZE.get(ds.name, len(ds.x_test)))
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 

@@ -30,8 +30,7 @@ def macro_f1(y_true, y_pred, n_classes: int) -> float:
 
 def main(argv=None):
     p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--n-test", type=int, default=None,
-                   help="first N test images (default: all; SVHN 4000 as the notebook)")
+    _common.add_n_test(p)
     args = p.parse_args(argv)
 
     import numpy as np
@@ -40,7 +39,7 @@ def main(argv=None):
     from gradreg_tf.attacks import predict_labels
 
     ds = _common.load_dataset(args)
-    n = args.n_test or min(len(ds.x_test), _common.NOTEBOOK_TEST_SIZE.get(ds.name, len(ds.x_test)))
+    n = _common.n_test(ds, args)
     models = _common.paper_models(ds, args)
     paper = {r["model"]: r for r in published.load_clean_accuracy(dataset=ds.name)}
     y = np.asarray(ds.y_test[:n])

@@ -23,8 +23,7 @@ DIRECTIONS = (("fgsm", 0, r"$\|\nabla_x H(y, \hat{y})\|_2$ (FGSM)"),
 
 def main(argv=None):
     p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--n-test", type=int, default=None,
-                   help="first N test images (default: all; SVHN 4000 as the notebook)")
+    _common.add_n_test(p)
     args = p.parse_args(argv)
 
     import numpy as np
@@ -32,7 +31,7 @@ def main(argv=None):
     from gradreg_tf import plotting, saliency
 
     ds = _common.load_dataset(args)
-    n = args.n_test or min(len(ds.x_test), _common.NOTEBOOK_TEST_SIZE.get(ds.name, len(ds.x_test)))
+    n = _common.n_test(ds, args)
     x, y = ds.x_test[:n], ds.y_test[:n]
     models = _common.paper_models(ds, args)
     fig = plotting.new_figure((9, 7))

@@ -25,8 +25,7 @@ RIGHT = ("distilled",)
 def main(argv=None):
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--bins", type=int, default=50, help="bins per panel")
-    p.add_argument("--n-test", type=int, default=None,
-                   help="first N test images (default: all; SVHN 4000 as the notebook)")
+    _common.add_n_test(p)
     args = p.parse_args(argv)
 
     import numpy as np
@@ -34,7 +33,7 @@ def main(argv=None):
     from gradreg_tf import plotting, saliency
 
     ds = _common.load_dataset(args)
-    n = args.n_test or min(len(ds.x_test), _common.NOTEBOOK_TEST_SIZE.get(ds.name, len(ds.x_test)))
+    n = _common.n_test(ds, args)
     models = _common.paper_models(ds, args)
     logp = {name: saliency.log_probabilities(m, ds.x_test[:n]) for name, m in models.items()}
     right_low = min(-50.0, 100 * math.floor(min(np.quantile(logp[m], 0.001) for m in RIGHT) / 100))
