@@ -134,6 +134,21 @@ def reference_fgsm(dataset, *, eps: float = 0.2, n: int = 512, seed: int = 0, ca
     return np.clip(np.asarray(attacks.fgsm(ref, x, eps, bounds=wide, y=y)), lower, upper)
 
 
+def teacher_recipe(recipe: R.Recipe) -> R.Recipe:
+    """The distillation teacher of a ``distill`` recipe: same objective, ``teacher_batches``."""
+    return dataclasses.replace(recipe, model=f"{recipe.model}-teacher", distill=False,
+                               n_batches=recipe.teacher_batches, teacher_batches=0)
+
+
+def _student_key(recipe: R.Recipe, dataset, seed: int) -> dict | None:
+    """Extra cache-key part of a distilled student: its teacher's key (not the soft labels'
+    bytes); None for other recipes."""
+    if not recipe.distill:
+        return None
+    return {"teacher": _cache.cache_key(teacher_recipe(recipe), seed=seed,
+                                        data_fingerprint=_fingerprint(dataset))}
+
+
 def trained_model(dataset, model: str, *, budget: str = "paper", n_batches: int | None = None,
                   seed: int = 0, cache_dir=None, progress: bool = True, strategy=None,
                   recipe: R.Recipe | None = None, retrain: bool = False):
@@ -172,17 +187,12 @@ def trained_model(dataset, model: str, *, budget: str = "paper", n_batches: int 
     probe = T.make_probe(dataset.x_test[:512], dataset.y_test[:512], x_fgsm)
     y_train = dataset.y_train
     if recipe.distill:
-        teacher_recipe = dataclasses.replace(recipe, model=f"{recipe.model}-teacher", distill=False,
-                                             n_batches=recipe.teacher_batches, teacher_batches=0)
-        teacher = cached_or_trained(teacher_recipe, dataset.x_train, y_train, dataset=dataset,
-                                    seed=seed, cache_dir=cache_dir, progress=progress, probe=probe,
-                                    strategy=strategy, retrain=retrain)
+        teacher = cached_or_trained(teacher_recipe(recipe), dataset.x_train, y_train,
+                                    dataset=dataset, seed=seed, cache_dir=cache_dir,
+                                    progress=progress, probe=probe, strategy=strategy,
+                                    retrain=retrain)
         y_train = soft_labels(teacher, dataset.x_train, temperature=recipe.temperature)
-        # the student is keyed by its teacher's key, not by the soft labels' bytes
-        extra = {"teacher": _cache.cache_key(teacher_recipe, seed=seed,
-                                             data_fingerprint=_fingerprint(dataset))}
-    else:
-        extra = None
+    extra = _student_key(recipe, dataset, seed)
     return cached_or_trained(recipe, dataset.x_train, y_train, dataset=dataset, seed=seed,
                              cache_dir=cache_dir, progress=progress, probe=probe,
                              strategy=strategy, extra_key=extra, retrain=retrain)
@@ -199,13 +209,8 @@ def cached_model_path(dataset, model: str, *, budget: str = "paper", n_batches: 
     batches = resolve_batches(dataset, budget, n_batches)
     if recipe is None:
         recipe = R.paper_recipe(dataset.name, model, n_batches=batches)
-    extra = None
-    if recipe.distill:
-        teacher_recipe = dataclasses.replace(recipe, model=f"{recipe.model}-teacher", distill=False,
-                                             n_batches=recipe.teacher_batches, teacher_batches=0)
-        extra = {"teacher": _cache.cache_key(teacher_recipe, seed=seed,
-                                             data_fingerprint=_fingerprint(dataset))}
-    key = _cache.cache_key(recipe, seed=seed, data_fingerprint=_fingerprint(dataset), extra=extra)
+    key = _cache.cache_key(recipe, seed=seed, data_fingerprint=_fingerprint(dataset),
+                           extra=_student_key(recipe, dataset, seed))
     return model_path(recipe, key, cache_dir)
 
 
