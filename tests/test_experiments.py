@@ -329,3 +329,30 @@ def test_adversarial_examples(env):
         assert_figure(out / f"mnist_examples_{attack}")
     assert len(rows) == 2 * 5 * 10
     assert all(0 <= r["unperturbed_pixels"] <= 784 for r in rows)
+
+
+def test_insensitive_variants(env):
+    out, rows = run(env, "insensitive_variants")
+    ds = env["mnist"]
+    models = models_of(env, ds)
+    launched = zoo.trained_model(ds, "insensitive_as_launched", budget="paper", n_batches=1,
+                                 seed=0, cache_dir=None, progress=False, strategy=None)
+    assert launched.penalty == "double_backprop" and models["insensitive"].penalty == "certainty"
+    assert len(rows) == 2 * 2 * 3
+    n_cells = {"target": 4 * 7, "source": 4 * 7, "white-box": 7}  # eps 0.1-0.7, 4 other models
+    for r in rows:
+        assert r["n_cells"] == n_cells[r["cells"]] and 0 <= r["mean_abs_diff"] <= 1
+    for name, model in (("insensitive", models["insensitive"]), ("insensitive_as_launched", launched)):
+        clean = evaluation.accuracy(model, ds.x_test, ds.y_test)
+        assert {r["clean_accuracy"] for r in rows if r["candidate"] == name} == {round(clean, 4)}
+        # the white-box group recomputed directly: the candidate attacking itself
+        grid = evaluation.transfer_grid({"insensitive": model}, {"insensitive": model}, ds.x_test,
+                                        ds.y_test, attack="tgsm", bounds=ds.bounds, n_examples=256)
+        theirs = {r["eps"]: r["accuracy"] for r in published.load_transfer(dataset="mnist", attack="tgsm")
+                  if r["target_model"] == r["source_model"] == "insensitive"}
+        expect = np.mean([abs(g.accuracy - theirs[g.eps]) for g in grid if g.eps > 0])
+        got = [r["mean_abs_diff"] for r in rows
+               if (r["candidate"], r["attack"], r["cells"]) == (name, "tgsm", "white-box")]
+        assert got == [pytest.approx(expect, abs=1e-4)]
+    assert_figure(out / "mnist_insensitive_variants")
+    assert (out / "mnist_insensitive_variants.md").read_text().count("\n| ") == 13

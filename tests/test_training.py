@@ -38,6 +38,21 @@ def test_paper_recipes_match_setup():
     assert recipes.sweep_recipes("mnist", "insensitive")[0].penalty_weight == 1.0
 
 
+def test_insensitive_as_launched_is_double_backprop_at_the_insensitive_lambda():
+    """The launcher's reading of "insensitive" (SETUP.md §8.1) is a separate, named variant."""
+    for ds in recipes.DATASETS:
+        paper = recipes.paper_recipe(ds, "insensitive")
+        launched = recipes.paper_recipe(ds, "insensitive_as_launched")
+        assert paper.penalty == "certainty"  # the paper's model stays the certainty penalty
+        assert launched.penalty == "double_backprop"
+        assert launched.penalty_weight == paper.penalty_weight
+        assert launched.adversarial_eps == 0 and not launched.distill
+    grid = [r.penalty_weight for r in recipes.sweep_recipes("mnist", "insensitive_as_launched")]
+    assert grid == list(recipes.INSENSITIVE_SWEEP)
+    assert cache.cache_key(recipes.paper_recipe("mnist", "insensitive"), seed=0, data_fingerprint="d") != \
+        cache.cache_key(recipes.paper_recipe("mnist", "insensitive_as_launched"), seed=0, data_fingerprint="d")
+
+
 def test_bad_recipe_names():
     with pytest.raises(ValueError, match="model must be one of"):
         recipes.paper_recipe("mnist", "robust")
