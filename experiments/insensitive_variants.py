@@ -28,6 +28,8 @@ import _common
 
 CANDIDATES = ("insensitive", "insensitive_as_launched")
 GROUPS = ("target", "source", "white-box")
+CELL_TEXT = {"target": "insensitive attacked by the 4 others", "source": "its examples vs the 4 others",
+             "white-box": "white-box (itself)"}
 
 
 def cell_group(target: str, source: str) -> str | None:
@@ -97,7 +99,7 @@ def main(argv=None):
     _common.write_csv(stem.with_suffix(".csv"), rows)
     table = [{"candidate": plotting.model_label(r["candidate"]).replace("$\\frac{1}{K}$", "1/K")
               .replace("$y$", "y").replace("$\\lambda$", "λ") + f" (`{r['candidate']}`)",
-              "attack": r["attack"].upper(), "cells": f"insensitive as {r['cells']}",
+              "attack": r["attack"].upper(), "cells": CELL_TEXT[r["cells"]],
               "n": r["n_cells"], "mad": "" if r["mean_abs_diff"] is None
               else f"{r['mean_abs_diff']:.3f}",
               "clean": f"{100 * r['clean_accuracy']:.2f}"} for r in rows]
@@ -111,7 +113,7 @@ def main(argv=None):
                                            ("n", "n"), ("mad", "mean |ours − published|")]))
     stem.with_suffix(".md").write_text(md)
 
-    fig = plotting.new_figure((10.5, 5.0))
+    fig = plotting.new_figure((10.5, 6.0))
     axes = fig.subplots(1, 2, sharey=True)
     markers = {"target": "o", "source": "s", "white-box": "*"}
     for ax, attack in zip(axes, ("fgsm", "tgsm")):
@@ -122,11 +124,20 @@ def main(argv=None):
                 ax.scatter(pts[:, 1], pts[:, 0], s=42 if group == "white-box" else 22,
                            marker=markers[group], color=plotting.model_color(name), alpha=0.75,
                            label=f"{plotting.model_label(name)}: as {group}")
+        summary = []
+        for name in candidates:
+            pts = np.concatenate([np.array(pairs_by[(name, attack)][g]).reshape(-1, 2)
+                                  for g in GROUPS])
+            mad = np.mean(np.abs(pts[:, 0] - pts[:, 1])) if len(pts) else float("nan")
+            summary.append(f"{name}: mean |diff| {mad:.3f}")
+        ax.text(0.02, 0.98, "\n".join(summary), transform=ax.transAxes, va="top", fontsize=8,
+                family="monospace")
         ax.set(title=attack.upper(), xlabel=f"published ({plotting.PUBLISHED_LABEL})",
                xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), aspect="equal")
         ax.grid(True, alpha=0.25)
     axes[0].set_ylabel("ours")
-    axes[1].legend(fontsize=7.5, loc="lower right", frameon=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(f"{_common.title(ds)}: the paper's certainty penalty vs the launcher's double "
                  f"backprop as \"insensitive\"\n{_common.budget_text(ds, args)}", fontsize=11)
     _common.save(fig, stem)

@@ -53,9 +53,11 @@ def mnist_reduced(data_dir):
 # reported in the issue notes. strict=True: if a miss disappears the test fails, so these
 # marks cannot outlive the problem they describe.
 KNOWN_MISS_INSENSITIVE = pytest.mark.xfail(strict=True, reason=(
-    "reduced budget: the certainty-penalty model (λ=1000) reaches 95.8% clean accuracy after "
-    "1505 batches (published 99.44% after 15050). SETUP.md §8.1: the original launcher trained "
-    "'insensitive' with the double-backprop flag, so the published model may not be this one."))
+    "the certainty-penalty model (λ=1000) reaches 95.8% clean accuracy after 1505 batches and "
+    "levels off at 97.7-97.9% from 6000 to 9030 batches (published 99.44% after 15050), so no "
+    "longer reduced schedule reaches 98%. SETUP.md §8.1: the original launcher trained "
+    "'insensitive' with the double-backprop flag; that reading (insensitive_as_launched) is "
+    "checked in test_insensitive_as_launched_reduced."))
 KNOWN_MISS_DISTILLED = pytest.mark.xfail(strict=True, reason=(
     "reduced budget: the distilled student's logit margins (median 115) leave 80% of the first "
     "1000 test images with exactly-zero FGSM gradients, not ~all; its white-box FGSM accuracy is "
@@ -125,6 +127,16 @@ def test_broken_doubleback_fails(mnist_reduced, data_dir):
     failed = [name for name, check in CLAIMS.items() if not check(rows).holds]
     assert "doubleback_leads_transfer_fgsm" in failed, failed
     assert set(REDUCED_MISSES) < set(failed), failed  # strictly more than the known misses
+
+
+@pytest.mark.slow
+def test_insensitive_as_launched_reduced(data_dir):
+    """The launcher's reading of "insensitive" (double backprop at λ=1000) reaches the clean
+    accuracy floor at the reduced budget. Slow: one more model to train (~6 minutes)."""
+    ds = data.load("mnist", data_dir=data_dir)
+    model = zoo.trained_model(ds, "insensitive_as_launched", budget="reduced")
+    acc = evaluation.accuracy(model, ds.x_test, ds.y_test)
+    assert acc >= 0.98, f"insensitive_as_launched clean accuracy {acc:.4f} < 0.98"
 
 
 @pytest.mark.slow
