@@ -59,7 +59,7 @@ def main(argv=None):
         })
     stem = _common.stem(args, ds, "clean_accuracy")
     _common.write_csv(stem.with_suffix(".csv"), rows)
-    table = [{**r, "label": r["label"].replace("$\\frac{1}{K}$", "1/K").replace("$y$", "y"),
+    table = [{**r, "label": plotting.model_text(r["model"]),
               "ours": f"{100 * r['accuracy']:.2f}",
               "paper": "" if r["published_accuracy"] is None
               else f"{100 * r['published_accuracy']:.2f}",

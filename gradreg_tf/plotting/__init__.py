@@ -15,14 +15,15 @@ from gradreg_tf.plotting.curves import plot_lambda_sweep, plot_training_curves
 from gradreg_tf.plotting.distributions import plot_gradient_norms, plot_histograms
 from gradreg_tf.plotting.images import plot_image_grid, plot_target_grid, plot_target_grids
 from gradreg_tf.plotting.style import (MODEL_COLORS, MODEL_LABELS, MODEL_MARKERS, PUBLISHED_LABEL,
-                                       model_color, model_label, model_marker, new_figure,
-                                       save_figure)
+                                       model_color, model_label, model_marker, model_text,
+                                       new_figure, save_figure)
 from gradreg_tf.plotting.transfer import plot_transfer_grid, plot_transfer_panel
 from gradreg_tf.plotting.venn import plot_venn3, region_counts, venn3_layout
 
 __all__ = [
     "MODEL_COLORS", "MODEL_LABELS", "MODEL_MARKERS", "PUBLISHED_LABEL", "model_color",
-    "model_label", "model_marker", "new_figure", "plot_gradient_norms", "plot_histograms",
+    "model_label", "model_marker", "model_text", "new_figure", "plot_gradient_norms",
+    "plot_histograms",
     "plot_image_grid", "plot_lambda_sweep", "plot_target_grid", "plot_target_grids",
     "plot_training_curves",
     "plot_transfer_grid", "plot_transfer_panel", "plot_venn3", "region_counts", "save_figure",

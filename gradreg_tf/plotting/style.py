@@ -13,7 +13,7 @@ from typing import Sequence
 from matplotlib.figure import Figure
 
 __all__ = ["MODEL_COLORS", "MODEL_LABELS", "MODEL_MARKERS", "PUBLISHED_LABEL", "model_color",
-           "model_label", "model_marker", "new_figure", "save_figure"]
+           "model_label", "model_marker", "model_text", "new_figure", "save_figure"]
 
 MODEL_LABELS = {
     "normal": "Normal",
@@ -42,6 +42,17 @@ PUBLISHED_LABEL = "Ross & Doshi-Velez (2018)"
 def model_label(name: str) -> str:
     """Display label of a model (the paper's), or the name itself for unknown models."""
     return MODEL_LABELS.get(name, name)
+
+
+_PLAIN = {r"$\frac{1}{K}$": "1/K", "$y$": "y", r"$\lambda$": "λ", "$": ""}
+
+
+def model_text(name: str) -> str:
+    """:func:`model_label` without matplotlib's TeX markup, for tables and markdown."""
+    text = model_label(name)
+    for tex, plain in _PLAIN.items():
+        text = text.replace(tex, plain)
+    return text
 
 
 def model_color(name: str) -> str:
