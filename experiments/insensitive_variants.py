@@ -97,8 +97,7 @@ def main(argv=None):
 
     stem = _common.stem(args, ds, "insensitive_variants")
     _common.write_csv(stem.with_suffix(".csv"), rows)
-    table = [{"candidate": plotting.model_label(r["candidate"]).replace("$\\frac{1}{K}$", "1/K")
-              .replace("$y$", "y").replace("$\\lambda$", "λ") + f" (`{r['candidate']}`)",
+    table = [{"candidate": f"{plotting.model_text(r['candidate'])} (`{r['candidate']}`)",
               "attack": r["attack"].upper(), "cells": CELL_TEXT[r["cells"]],
               "n": r["n_cells"], "mad": "" if r["mean_abs_diff"] is None
               else f"{r['mean_abs_diff']:.3f}",
@@ -113,7 +112,7 @@ def main(argv=None):
                                            ("n", "n"), ("mad", "mean |ours − published|")]))
     stem.with_suffix(".md").write_text(md)
 
-    fig = plotting.new_figure((10.5, 6.0))
+    fig = plotting.new_figure((10.5, 6.6))
     axes = fig.subplots(1, 2, sharey=True)
     markers = {"target": "o", "source": "s", "white-box": "*"}
     for ax, attack in zip(axes, ("fgsm", "tgsm")):
@@ -129,9 +128,13 @@ def main(argv=None):
             pts = np.concatenate([np.array(pairs_by[(name, attack)][g]).reshape(-1, 2)
                                   for g in GROUPS])
             mad = np.mean(np.abs(pts[:, 0] - pts[:, 1])) if len(pts) else float("nan")
-            summary.append(f"{name}: mean |diff| {mad:.3f}")
-        ax.text(0.02, 0.98, "\n".join(summary), transform=ax.transAxes, va="top", fontsize=8,
-                family="monospace")
+            clean = next(r["clean_accuracy"] for r in rows if r["candidate"] == name)
+            summary.append(f"{plotting.model_label(name)}: clean {100 * clean:.2f}%\n"
+                           f"    mean |ours − published| {mad:.3f}")
+        summary.append(f"published insensitive: clean {pub}")
+        # lower right: below the diagonal at high published accuracy, where no cell lies
+        ax.text(0.97, 0.03, "\n".join(summary), transform=ax.transAxes, ha="right", va="bottom",
+                multialignment="left", fontsize=8, bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})
         ax.set(title=attack.upper(), xlabel=f"published ({plotting.PUBLISHED_LABEL})",
                xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), aspect="equal")
         ax.grid(True, alpha=0.25)
