@@ -31,10 +31,10 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from gradreg_tf import data, evaluation, recipes, zoo
+    from gradreg_tf import data, evaluation, recipes, training, zoo
 
     if args.deterministic:
-        tf.config.experimental.enable_op_determinism()
+        training.enable_determinism()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for m in models:
         if m not in recipes.MODEL_NAMES:

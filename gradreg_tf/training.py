@@ -29,10 +29,29 @@ import tensorflow as tf
 
 from gradreg_tf import cache as _cache
 from gradreg_tf.models import GradRegClassifier, mnist_cnn, svhn_cnn
+from gradreg_tf.provenance import PROVENANCE_BATCHES, weights_fingerprint
 from gradreg_tf.recipes import Recipe
 
 CURVE_FIELDS = ("batch", "loss", "cross_entropy", "penalty", "batch_accuracy", "test_accuracy",
                 "fgsm_accuracy")
+
+
+_DETERMINISM = {"enabled": os.environ.get("TF_DETERMINISTIC_OPS", "") in ("1", "true", "True")}
+
+
+def enable_determinism() -> None:
+    """Turns on TensorFlow's op determinism for this process (it cannot be turned off again).
+
+    Same seed + same data + determinism on => bitwise-identical weights on the same machine
+    (measured: ``tests/test_provenance.py``); the shipped pretrained models were trained so.
+    """
+    tf.config.experimental.enable_op_determinism()
+    _DETERMINISM["enabled"] = True
+
+
+def op_determinism_enabled() -> bool:
+    """Whether :func:`enable_determinism` (or ``TF_DETERMINISTIC_OPS=1``) is in effect."""
+    return _DETERMINISM["enabled"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -71,8 +90,10 @@ class _Monitor(keras.callbacks.Callback):
     """Progress bar, NaN guard, curve rows and periodic checkpoints in one pass per batch."""
 
     def __init__(self, *, recipe, total, done, curves, log_every, checkpoint_every, checkpoint,
-                 probe: Optional[Callable], writer, progress, stop_after):
+                 probe: Optional[Callable], writer, progress, stop_after, fingerprint_at=None,
+                 fingerprint=None):
         super().__init__()
+        self.fingerprint_at, self.fingerprint = fingerprint_at, fingerprint
         self.recipe, self.total, self.done = recipe, total, done
         self.curves, self.log_every = curves, log_every
         self.checkpoint_every, self.checkpoint = checkpoint_every, checkpoint
@@ -98,6 +119,8 @@ class _Monitor(keras.callbacks.Callback):
                 f"penalty={logs.get('penalty')}. λ is probably too large for this schedule; "
                 "nothing was written to the cache."
             )
+        if self.fingerprint_at is not None and self.done == self.fingerprint_at:
+            self.fingerprint = {"batch": self.done, **weights_fingerprint(self.model)}
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{logs.get('loss', 0):.4g}",
@@ -148,7 +171,8 @@ def train_recipe(recipe: Recipe, x_train, y_train, *, seed: int = 0, n_batches: 
                  bounds=None, checkpoint_path: str | os.PathLike | None = None,
                  checkpoint_every: int = 500, log_every: int = 100, probe: Callable | None = None,
                  tensorboard_dir: str | os.PathLike | None = None, progress: bool = True,
-                 strategy: tf.distribute.Strategy | None = None, stop_after: int | None = None):
+                 strategy: tf.distribute.Strategy | None = None, stop_after: int | None = None,
+                 fingerprint_at: int | None = PROVENANCE_BATCHES):
     """Trains one recipe, resuming from ``checkpoint_path`` when it holds a checkpoint.
 
     Args:
@@ -167,9 +191,13 @@ def train_recipe(recipe: Recipe, x_train, y_train, *, seed: int = 0, n_batches: 
         progress: show a tqdm progress bar.
         strategy: a ``tf.distribute`` strategy to build and train under.
         stop_after: stop after this many batches (leaves the checkpoint; used by tests).
+        fingerprint_at: record :func:`gradreg_tf.provenance.weights_fingerprint` of the
+            weights after this many batches (None: do not); kept across a resume.
 
     Returns:
-        ``(model, curves)``: the trained :class:`GradRegClassifier` and the list of curve rows.
+        ``(model, curves, fingerprint)``: the trained :class:`GradRegClassifier`, the list of
+        curve rows, and ``{"batch", "sha256", "projections"}`` at ``fingerprint_at`` (None if
+        the run did not get there or ``fingerprint_at`` is None).
 
     Raises:
         NonFiniteLossError: when the loss becomes NaN or infinite.
@@ -190,10 +218,13 @@ def train_recipe(recipe: Recipe, x_train, y_train, *, seed: int = 0, n_batches: 
             state = _read_json(curves_file, {"curves": [], "rng": {}})
             curves = [r for r in state["curves"] if r["batch"] <= done]
             set_rng_state(model, state["rng"].get(str(done), {}))
+            fingerprint = state.get("fingerprint")
+            if fingerprint is not None and fingerprint["batch"] > done:
+                fingerprint = None
         else:
             model = compile_model(build_model(recipe, input_shape=x_train.shape[1:], bounds=bounds),
                                   recipe)
-            done, curves = 0, []
+            done, curves, fingerprint = 0, [], None
 
     rng_by_batch = {}
 
@@ -206,14 +237,16 @@ def train_recipe(recipe: Recipe, x_train, y_train, *, seed: int = 0, n_batches: 
         rng_by_batch.clear()
         rng_by_batch.update(keep)
         rng_by_batch[step] = rng_state(m)
-        _cache.write_json(curves_file, {"curves": rows, "rng": rng_by_batch})
+        _cache.write_json(curves_file, {"curves": rows, "rng": rng_by_batch,
+                                        "fingerprint": monitor.fingerprint})
         _cache.atomic_write(ckpt, m.save)
 
     writer = None if tensorboard_dir is None else tf.summary.create_file_writer(str(tensorboard_dir))
     monitor = _Monitor(recipe=recipe, total=total, done=done, curves=curves, log_every=log_every,
                        checkpoint_every=checkpoint_every,
                        checkpoint=None if ckpt is None else checkpoint, probe=probe,
-                       writer=writer, progress=progress, stop_after=stop_after)
+                       writer=writer, progress=progress, stop_after=stop_after,
+                       fingerprint_at=fingerprint_at, fingerprint=fingerprint)
     try:
         if done < total:
             data = batches(x_train, y_train, batch_size=recipe.batch_size, epochs=epochs, skip=done)
@@ -225,7 +258,7 @@ def train_recipe(recipe: Recipe, x_train, y_train, *, seed: int = 0, n_batches: 
             writer.flush()
     if stop_after is not None and monitor.done < total and ckpt is not None:
         checkpoint(model, curves)
-    return model, curves
+    return model, curves, monitor.fingerprint
 
 
 def _seed_generators(model):

@@ -88,7 +88,7 @@ def cached_or_trained(recipe: R.Recipe, x_train, y_train, *, dataset, seed: int 
             return model
     root = _cache.cache_dir(cache_dir)
     start = time.time()
-    model, curves = T.train_recipe(
+    model, curves, fingerprint = T.train_recipe(
         recipe, x_train, y_train, seed=seed, checkpoint_path=path.with_suffix(".ckpt.keras"),
         probe=probe, tensorboard_dir=root / "logs" / path.stem, progress=progress,
         strategy=strategy)
@@ -101,7 +101,8 @@ def cached_or_trained(recipe: R.Recipe, x_train, y_train, *, dataset, seed: int 
         "recipe": dataclasses.asdict(recipe), "seed": seed, "key": key,
         "sha256": _cache.file_sha256(path), "train_seconds": round(time.time() - start, 1),
         "batches": recipe.total_batches(len(x_train)), "dataset": dataset.name,
-        "data_deviation": dataset.deviation,
+        "data_deviation": dataset.deviation, "provenance": fingerprint,
+        "op_determinism": T.op_determinism_enabled(),
     })
     path.with_suffix(".ckpt.keras").unlink(missing_ok=True)
     path.with_suffix(".ckpt.curves.json").unlink(missing_ok=True)

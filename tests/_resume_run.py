@@ -32,7 +32,7 @@ if slow:
         time.sleep(0.3)
 
     training._Monitor.on_train_batch_end = slow_end
-model, curves = training.train_recipe(recipe, x, y, seed=3, checkpoint_path=ckpt,
+model, curves, _ = training.train_recipe(recipe, x, y, seed=3, checkpoint_path=ckpt,
                                       checkpoint_every=5, log_every=6, progress=False)
 np.savez(out, *model.get_weights(), batches=len(curves))
 print("done", flush=True)
