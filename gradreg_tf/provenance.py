@@ -7,7 +7,7 @@ pretrained models (:mod:`gradreg_tf.pretrained`) are tied to this code's trainin
 
 The fingerprint has two parts:
 
-* ``sha256``: over every weight's name, dtype, shape and bytes (bitwise identity);
+* ``sha256``: over every weight's position, dtype, shape and bytes (bitwise identity);
 * ``projections``: each weight projected on ``N_PROJECTIONS`` fixed pseudo-random unit
   vectors (float64), for a tolerance comparison where bitwise identity cannot be expected
   (another CPU or thread count: the kernels' summation order differs).
@@ -26,11 +26,14 @@ N_PROJECTIONS = 4
 
 def _weights(model):
     network = getattr(model, "network", model)
-    return [(w.path, np.asarray(w.numpy())) for w in network.weights]
+    return [np.asarray(w.numpy()) for w in network.weights]
 
 
 def weights_sha256(model) -> str:
-    """sha256 (hex) of a model's network weights: names, dtypes, shapes and raw bytes.
+    """sha256 (hex) of a model's network weights: order, dtypes, shapes and raw bytes.
+
+    Layer names are left out: Keras numbers them per process (``conv2d_1``...), so the same
+    weights built after another model would otherwise hash differently.
 
     Args:
         model: a :class:`~gradreg_tf.GradRegClassifier` (its ``network`` is hashed) or any
@@ -40,8 +43,8 @@ def weights_sha256(model) -> str:
         The hex digest; equal digests mean bitwise-equal weights.
     """
     h = hashlib.sha256()
-    for name, value in _weights(model):
-        h.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
+    for i, value in enumerate(_weights(model)):
+        h.update(f"{i}|{value.dtype.str}|{value.shape}|".encode())
         h.update(np.ascontiguousarray(value).tobytes())
     return h.hexdigest()
 
@@ -56,7 +59,7 @@ def weights_projections(model) -> list[list[float]]:
         One list of ``N_PROJECTIONS`` floats per weight, in ``network.weights`` order.
     """
     out = []
-    for i, (_, value) in enumerate(_weights(model)):
+    for i, value in enumerate(_weights(model)):
         flat = value.astype(np.float64).ravel()
         directions = np.random.default_rng(i).standard_normal((N_PROJECTIONS, flat.size))
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradreg_tf import cache as _cache
+from gradreg_tf import provenance as _prov
 from gradreg_tf import recipes as R
 from gradreg_tf import training as T
 
@@ -34,6 +35,18 @@ def _fingerprint(dataset) -> str:
     h.update(np.ascontiguousarray(dataset.x_train).tobytes())
     h.update(np.ascontiguousarray(dataset.y_train).tobytes())
     return h.hexdigest()
+
+
+def data_fingerprint(dataset) -> str:
+    """sha256 (hex) of a dataset's name, training images and labels (part of every cache key)."""
+    return _fingerprint(dataset)
+
+
+def _versions() -> dict:
+    import platform
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__}
 
 
 def resolve_batches(dataset, budget="paper", n_batches: int | None = None) -> int:
@@ -77,10 +90,10 @@ def cached_or_trained(recipe: R.Recipe, x_train, y_train, *, dataset, seed: int 
                       cache_dir=None, progress: bool = True, probe=None, strategy=None,
                       extra_key: dict | None = None, retrain: bool = False):
     """Returns ``recipe`` trained on ``(x_train, y_train)``: from the cache or trained now."""
-    fingerprint = _fingerprint(dataset)
+    data_fp = _fingerprint(dataset)
     if extra_key is None and y_train is not dataset.y_train:
         extra_key = {"labels": hashlib.sha256(np.ascontiguousarray(y_train).tobytes()).hexdigest()}
-    key = _cache.cache_key(recipe, seed=seed, data_fingerprint=fingerprint, extra=extra_key)
+    key = _cache.cache_key(recipe, seed=seed, data_fingerprint=data_fp, extra=extra_key)
     path = model_path(recipe, key, cache_dir)
     if not retrain:
         model = _load_verified(path)
@@ -88,7 +101,7 @@ def cached_or_trained(recipe: R.Recipe, x_train, y_train, *, dataset, seed: int 
             return model
     root = _cache.cache_dir(cache_dir)
     start = time.time()
-    model, curves, fingerprint = T.train_recipe(
+    model, curves, provenance = T.train_recipe(
         recipe, x_train, y_train, seed=seed, checkpoint_path=path.with_suffix(".ckpt.keras"),
         probe=probe, tensorboard_dir=root / "logs" / path.stem, progress=progress,
         strategy=strategy)
@@ -101,8 +114,11 @@ def cached_or_trained(recipe: R.Recipe, x_train, y_train, *, dataset, seed: int 
         "recipe": dataclasses.asdict(recipe), "seed": seed, "key": key,
         "sha256": _cache.file_sha256(path), "train_seconds": round(time.time() - start, 1),
         "batches": recipe.total_batches(len(x_train)), "dataset": dataset.name,
-        "data_deviation": dataset.deviation, "provenance": fingerprint,
-        "op_determinism": T.op_determinism_enabled(),
+        "data_deviation": dataset.deviation, "provenance": provenance,
+        "op_determinism": T.op_determinism_enabled(), "data_fingerprint": data_fp,
+        "recipe_key": _cache.cache_key(recipe, seed=seed, data_fingerprint=data_fp,
+                                       extra=extra_key),
+        "versions": _versions(), "machine": _prov.machine_signature(),
     })
     path.with_suffix(".ckpt.keras").unlink(missing_ok=True)
     path.with_suffix(".ckpt.curves.json").unlink(missing_ok=True)
