@@ -3,11 +3,11 @@
     python experiments/insensitive_variants.py --dataset mnist [--budget reduced | --quick]
 
 The paper describes its "insensitive" model (Grad Reg (1/K)) as the certainty-sensitivity penalty,
-``λ·l2_loss(∇x mean_n CE(1/K, p_n))``, and that is our ``insensitive``. But the original launcher
-ran the insensitive λ sweep with the double-backprop flag (train_all.py:55-56, SETUP.md §8.1), so
-the published model may be double backprop at the insensitive λ: our named variant
-``insensitive_as_launched``. This script trains both (with the paper's other four models, all
-cached) and scores each candidate in the published model's place:
+``λ·l2_loss(∇x mean_n CE(1/K, p_n))`` (our ``certainty``), but the original launcher ran the
+insensitive λ sweep with the double-backprop flag (train_all.py:55-56, SETUP.md §8.1): double
+backprop at the insensitive λ, which is our ``insensitive`` (the reproduction follows the
+launcher; README, "Reproduction status"). This script trains both (with the paper's other four
+models, all cached) and scores each candidate in the published model's place:
 
 * clean accuracy on the test set (``--n-test``) against the published one;
 * FGSM and TGSM transfer grids on the first 256 test images exactly as the notebooks
@@ -26,7 +26,7 @@ import sys
 
 import _common
 
-CANDIDATES = ("insensitive", "insensitive_as_launched")
+CANDIDATES = ("insensitive", "certainty")
 GROUPS = ("target", "source", "white-box")
 CELL_TEXT = {"target": "insensitive attacked by the 4 others", "source": "its examples vs the 4 others",
              "white-box": "white-box (itself)"}
@@ -68,8 +68,8 @@ def main(argv=None):
     ds = _common.load_dataset(args)
     n = _common.n_test(ds, args)
     base = _common.paper_models(ds, args)
-    launched = _common.paper_models(ds, args, names=("insensitive_as_launched",))
-    candidates = {"insensitive": base["insensitive"], **launched}
+    certainty = _common.paper_models(ds, args, names=("certainty",))
+    candidates = {"insensitive": base["insensitive"], **certainty}
     clean_published = published.clean_accuracy_table(ds.name).get("insensitive")
     n_grid = min(256, len(ds.x_test))
 
@@ -141,8 +141,9 @@ def main(argv=None):
     axes[0].set_ylabel("ours")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
-    fig.suptitle(f"{_common.title(ds)}: the paper's certainty penalty vs the launcher's double "
-                 f"backprop as \"insensitive\"\n{_common.budget_text(ds, args)}", fontsize=11)
+    fig.suptitle(f"{_common.title(ds)}: the launcher's double backprop (ours) vs the paper text's "
+                 f"certainty penalty as \"insensitive\"\n{_common.budget_text(ds, args)}",
+                 fontsize=11)
     _common.save(fig, stem)
     _common.write_json(stem.with_suffix(".json"), {
         **_common.metadata(ds, args, __file__, n_test=n, n_examples=n_grid), "rows": rows})

@@ -31,8 +31,14 @@ def cache_dir(path: str | os.PathLike | None = None) -> pathlib.Path:
     return root
 
 
-def cache_key(recipe, *, seed: int, data_fingerprint: str, extra: dict | None = None) -> str:
-    """sha256 (hex) over every field that affects the trained weights."""
+def cache_key(recipe, *, seed: int, data_fingerprint: str, extra: dict | None = None,
+              code: str | None = None) -> str:
+    """sha256 (hex) over every field that affects the trained weights.
+
+    ``code`` is a fingerprint of the training code (:func:`gradreg_tf.zoo.code_fingerprint`):
+    with it, a change of the training step retrains instead of reusing stale models. Without
+    it, the key names a recipe, seed and data only (how shipped models are matched).
+    """
     payload = {
         "format": KEY_FORMAT,
         "recipe": dataclasses.asdict(recipe),
@@ -40,6 +46,8 @@ def cache_key(recipe, *, seed: int, data_fingerprint: str, extra: dict | None = 
         "data": data_fingerprint,
         "extra": extra or {},
     }
+    if code is not None:
+        payload["code"] = code
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -1,7 +1,10 @@
 """Trained models of the paper, trained once and cached: :func:`trained_model`.
 
-A model is looked up in the cache (:mod:`gradreg_tf.cache`) under a key hashing its recipe,
-budget, seed and training data; on a miss it is trained (resuming an interrupted run's
+A model is first looked up among the models shipped with the package (:mod:`gradreg_tf.pretrained`,
+matched on recipe, seed and training data), then in the user cache (:mod:`gradreg_tf.cache`)
+under a key hashing its recipe, budget, seed, training data and the source of the training code
+(:func:`code_fingerprint`, so a changed training step never reuses stale models); on a miss it
+is trained (resuming an interrupted run's
 checkpoint), verified finite, and written atomically as ``.keras`` with a JSON sidecar
 (recipe, sha256, timings) and its training curves as CSV. A cached file whose sha256 does
 not match its sidecar, or that fails to load, is reported and retrained, never used.
@@ -21,11 +24,25 @@ import numpy as np
 import tensorflow as tf
 
 from gradreg_tf import cache as _cache
+from gradreg_tf import pretrained as _pretrained
 from gradreg_tf import provenance as _prov
 from gradreg_tf import recipes as R
 from gradreg_tf import training as T
 
 REFERENCE_SEED_OFFSET = 1000  # the curves' reference normal model is an independent run
+# The modules whose source decides trained weights (hashed into the user cache's keys).
+TRAINING_CODE = ("training.py", "zoo.py", "recipes.py", "penalties.py", "models/gradreg.py",
+                 "models/architectures.py", "models/layers.py")
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """sha256 (hex) of the source of :data:`TRAINING_CODE`, the code that trains a model."""
+    root = pathlib.Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in TRAINING_CODE:
+        h.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=8)
@@ -40,13 +57,6 @@ def _fingerprint(dataset) -> str:
 def data_fingerprint(dataset) -> str:
     """sha256 (hex) of a dataset's name, training images and labels (part of every cache key)."""
     return _fingerprint(dataset)
-
-
-def _versions() -> dict:
-    import platform
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__}
 
 
 def resolve_batches(dataset, budget="paper", n_batches: int | None = None) -> int:
@@ -72,8 +82,12 @@ def _load_verified(path: pathlib.Path):
     else:
         import json
 
-        meta = json.loads(meta_path.read_text())
-        if meta.get("sha256") != _cache.file_sha256(path):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as err:
+            meta, problem = None, f"its metadata file {meta_path.name} is unreadable ({err})"
+        if meta is not None and (not isinstance(meta, dict)
+                                 or meta.get("sha256") != _cache.file_sha256(path)):
             problem = "its sha256 does not match the one recorded when it was written"
     if problem is None:
         try:
@@ -93,7 +107,8 @@ def cached_or_trained(recipe: R.Recipe, x_train, y_train, *, dataset, seed: int 
     data_fp = _fingerprint(dataset)
     if extra_key is None and y_train is not dataset.y_train:
         extra_key = {"labels": hashlib.sha256(np.ascontiguousarray(y_train).tobytes()).hexdigest()}
-    key = _cache.cache_key(recipe, seed=seed, data_fingerprint=data_fp, extra=extra_key)
+    key = _cache.cache_key(recipe, seed=seed, data_fingerprint=data_fp, extra=extra_key,
+                           code=code_fingerprint())
     path = model_path(recipe, key, cache_dir)
     if not retrain:
         model = _load_verified(path)
@@ -118,7 +133,7 @@ def cached_or_trained(recipe: R.Recipe, x_train, y_train, *, dataset, seed: int 
         "op_determinism": T.op_determinism_enabled(), "data_fingerprint": data_fp,
         "recipe_key": _cache.cache_key(recipe, seed=seed, data_fingerprint=data_fp,
                                        extra=extra_key),
-        "versions": _versions(), "machine": _prov.machine_signature(),
+        "versions": _pretrained.versions(), "machine": _prov.machine_signature(),
     })
     path.with_suffix(".ckpt.keras").unlink(missing_ok=True)
     path.with_suffix(".ckpt.curves.json").unlink(missing_ok=True)
@@ -169,7 +184,11 @@ def _student_key(recipe: R.Recipe, dataset, seed: int) -> dict | None:
 def trained_model(dataset, model: str, *, budget: str = "paper", n_batches: int | None = None,
                   seed: int = 0, cache_dir=None, progress: bool = True, strategy=None,
                   recipe: R.Recipe | None = None, retrain: bool = False):
-    """One of the paper's models, trained on ``dataset`` (from the cache when possible).
+    """One of the paper's models, trained on ``dataset``: shipped, cached, or trained now.
+
+    A model shipped with the package (:func:`pretrained`) answers first when its recipe, seed
+    and training data are exactly the ones asked for (the paper's MNIST models at
+    ``budget="paper"``, seed 0); then the user cache; else it is trained and cached.
 
     Args:
         dataset: a :class:`gradreg_tf.data.Dataset` (see :func:`gradreg_tf.data.load`).
@@ -183,7 +202,7 @@ def trained_model(dataset, model: str, *, budget: str = "paper", n_batches: int 
         strategy: optional ``tf.distribute`` strategy.
         recipe: train this recipe instead of the paper's (e.g. from :func:`recipes.sweep_recipes`);
             ``model`` is then only used for display.
-        retrain: ignore a cached copy.
+        retrain: ignore shipped and cached copies and train anew.
 
     Returns:
         A trained :class:`gradreg_tf.GradRegClassifier` (logits at temperature 1).
@@ -191,10 +210,19 @@ def trained_model(dataset, model: str, *, budget: str = "paper", n_batches: int 
     Raises:
         ValueError: on an unknown model, budget or dataset.
         gradreg_tf.training.NonFiniteLossError: when training diverges.
+        gradreg_tf.pretrained.PretrainedModelError: if the matching shipped model's file is
+            missing or corrupt (never replaced by a silently different model).
     """
+    from gradreg_tf.data.base import check_seed
+
+    seed = check_seed(seed)
     batches = resolve_batches(dataset, budget, n_batches)
     if recipe is None:
         recipe = R.paper_recipe(dataset.name, model, n_batches=batches)
+    if not retrain:
+        shipped = shipped_match(dataset, recipe, seed=seed)
+        if shipped is not None:
+            return _pretrained.load(dataset.name, shipped)
     if not retrain:  # a cached model needs neither the probe nor (distilled) the soft labels
         cached = _load_verified(cached_model_path(dataset, model, budget=budget, n_batches=n_batches,
                                                   seed=seed, cache_dir=cache_dir, recipe=recipe))
@@ -227,14 +255,67 @@ def cached_model_path(dataset, model: str, *, budget: str = "paper", n_batches: 
     if recipe is None:
         recipe = R.paper_recipe(dataset.name, model, n_batches=batches)
     key = _cache.cache_key(recipe, seed=seed, data_fingerprint=_fingerprint(dataset),
-                           extra=_student_key(recipe, dataset, seed))
+                           extra=_student_key(recipe, dataset, seed), code=code_fingerprint())
     return model_path(recipe, key, cache_dir)
+
+
+def cached_run(dataset, recipe: R.Recipe, *, seed: int = 0, cache_dir=None) -> pathlib.Path | None:
+    """The newest cached ``.keras`` file trained with exactly ``recipe``, ``seed`` and
+    ``dataset``'s training data, whatever training code wrote it (matched on the sidecar's
+    recipe key), or None."""
+    import json
+
+    want = _cache.cache_key(recipe, seed=seed, data_fingerprint=_fingerprint(dataset),
+                            extra=_student_key(recipe, dataset, seed))
+    folder = _cache.cache_dir(cache_dir) / "models" / recipe.dataset
+    found = []
+    for meta_path in folder.glob(f"{recipe.label()}-*.json"):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        path = meta_path.with_suffix(".keras")
+        if isinstance(meta, dict) and meta.get("recipe_key", meta.get("key")) == want \
+                and path.is_file():
+            found.append(path)
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def shipped_match(dataset, recipe: R.Recipe, *, seed: int = 0) -> str | None:
+    """The name of the shipped pretrained model trained with exactly ``recipe``, ``seed`` and
+    ``dataset``'s training data, or None."""
+    found = _pretrained.find(recipe, seed=seed, data_fingerprint=_fingerprint(dataset),
+                             extra=_student_key(recipe, dataset, seed))
+    return None if found is None else found[1]
+
+
+def pretrained(dataset, model: str):
+    """A model shipped with the package, trained at the paper's schedule (no training, no cache).
+
+    Args:
+        dataset: ``"mnist"`` or a :class:`~gradreg_tf.data.Dataset` of it.
+        model: ``"normal"``, ``"distilled"``, ``"advtrain"``, ``"insensitive"`` or ``"doubleback"``.
+
+    Returns:
+        The ready :class:`~gradreg_tf.GradRegClassifier` (uncompiled; logits at T = 1).
+
+    Raises:
+        gradreg_tf.pretrained.PretrainedModelError: if the model is not shipped, or its file is
+            missing or corrupt (the message names the file and its expected sha256).
+
+    Example:
+
+    ```python
+    model = gradreg_tf.zoo.pretrained("mnist", "doubleback")
+    ```
+    """
+    return _pretrained.load(getattr(dataset, "name", dataset), model)
 
 
 def trained_curves(dataset, model: str, *, budget: str = "paper", n_batches: int | None = None,
                    seed: int = 0, cache_dir=None, progress: bool = True,
                    recipe: R.Recipe | None = None) -> dict[str, np.ndarray]:
-    """The training curves of a model (trained first if it is not cached).
+    """The training curves of a model (shipped, cached, or trained first).
 
     Rows every 100 batches and at the end (see :mod:`gradreg_tf.training`): ``batch``,
     ``loss``, ``cross_entropy``, ``penalty``, ``batch_accuracy``, ``test_accuracy`` (first 512
@@ -249,10 +330,17 @@ def trained_curves(dataset, model: str, *, budget: str = "paper", n_batches: int
     """
     import csv
 
-    trained_model(dataset, model, budget=budget, n_batches=n_batches, seed=seed,
-                  cache_dir=cache_dir, progress=progress, recipe=recipe)
-    path = cached_model_path(dataset, model, budget=budget, n_batches=n_batches, seed=seed,
-                             cache_dir=cache_dir, recipe=recipe).with_suffix(".curves.csv")
+    if recipe is None:
+        recipe = R.paper_recipe(dataset.name, model,
+                                n_batches=resolve_batches(dataset, budget, n_batches))
+    shipped = shipped_match(dataset, recipe, seed=seed)
+    if shipped is not None:
+        path = _pretrained.curves_path(dataset.name, shipped)
+    else:
+        trained_model(dataset, model, budget=budget, n_batches=n_batches, seed=seed,
+                      cache_dir=cache_dir, progress=progress, recipe=recipe)
+        path = cached_model_path(dataset, model, budget=budget, n_batches=n_batches, seed=seed,
+                                 cache_dir=cache_dir, recipe=recipe).with_suffix(".curves.csv")
     if not path.is_file():
         raise FileNotFoundError(f"training curves {path} are missing (the model is cached "
                                 "without them); delete the cached model to retrain it.")

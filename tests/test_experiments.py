@@ -335,14 +335,14 @@ def test_insensitive_variants(env):
     out, rows = run(env, "insensitive_variants")
     ds = env["mnist"]
     models = models_of(env, ds)
-    launched = zoo.trained_model(ds, "insensitive_as_launched", budget="paper", n_batches=1,
-                                 seed=0, cache_dir=None, progress=False, strategy=None)
-    assert launched.penalty == "double_backprop" and models["insensitive"].penalty == "certainty"
+    certainty = zoo.trained_model(ds, "certainty", budget="paper", n_batches=1,
+                                  seed=0, cache_dir=None, progress=False, strategy=None)
+    assert certainty.penalty == "certainty" and models["insensitive"].penalty == "double_backprop"
     assert len(rows) == 2 * 2 * 3
     n_cells = {"target": 4 * 7, "source": 4 * 7, "white-box": 7}  # eps 0.1-0.7, 4 other models
     for r in rows:
         assert r["n_cells"] == n_cells[r["cells"]] and 0 <= r["mean_abs_diff"] <= 1
-    for name, model in (("insensitive", models["insensitive"]), ("insensitive_as_launched", launched)):
+    for name, model in (("insensitive", models["insensitive"]), ("certainty", certainty)):
         clean = evaluation.accuracy(model, ds.x_test, ds.y_test)
         assert {r["clean_accuracy"] for r in rows if r["candidate"] == name} == {round(clean, 4)}
         # the white-box group recomputed directly: the candidate attacking itself

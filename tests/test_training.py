@@ -38,19 +38,27 @@ def test_paper_recipes_match_setup():
     assert recipes.sweep_recipes("mnist", "insensitive")[0].penalty_weight == 1.0
 
 
-def test_insensitive_as_launched_is_double_backprop_at_the_insensitive_lambda():
-    """The launcher's reading of "insensitive" (SETUP.md §8.1) is a separate, named variant."""
+def test_insensitive_is_double_backprop_and_certainty_keeps_the_paper_penalty():
+    """"insensitive" is what the launcher ran (SETUP.md §8.1): double backprop at the insensitive
+    λ; the certainty penalty of the paper's text is the separate model "certainty"."""
     for ds in recipes.DATASETS:
-        paper = recipes.paper_recipe(ds, "insensitive")
-        launched = recipes.paper_recipe(ds, "insensitive_as_launched")
-        assert paper.penalty == "certainty"  # the paper's model stays the certainty penalty
-        assert launched.penalty == "double_backprop"
-        assert launched.penalty_weight == paper.penalty_weight
-        assert launched.adversarial_eps == 0 and not launched.distill
-    grid = [r.penalty_weight for r in recipes.sweep_recipes("mnist", "insensitive_as_launched")]
-    assert grid == list(recipes.INSENSITIVE_SWEEP)
+        insensitive = recipes.paper_recipe(ds, "insensitive")
+        certainty = recipes.paper_recipe(ds, "certainty")
+        doubleback = recipes.paper_recipe(ds, "doubleback")
+        assert insensitive.penalty == "double_backprop" and certainty.penalty == "certainty"
+        assert insensitive.penalty_weight == certainty.penalty_weight \
+            == {"mnist": 1000.0, "notmnist": 10**2.25, "svhn": 1000.0}[ds]
+        assert insensitive.penalty_weight < doubleback.penalty_weight
+        for r in (insensitive, certainty):
+            assert r.adversarial_eps == 0 and not r.distill
+    for kind, penalty in (("insensitive", "double_backprop"), ("certainty", "certainty")):
+        sweep = recipes.sweep_recipes("mnist", kind)
+        assert [r.penalty_weight for r in sweep] == list(recipes.INSENSITIVE_SWEEP)
+        assert {r.penalty for r in sweep} == {penalty}
     assert cache.cache_key(recipes.paper_recipe("mnist", "insensitive"), seed=0, data_fingerprint="d") != \
-        cache.cache_key(recipes.paper_recipe("mnist", "insensitive_as_launched"), seed=0, data_fingerprint="d")
+        cache.cache_key(recipes.paper_recipe("mnist", "certainty"), seed=0, data_fingerprint="d")
+    with pytest.raises(ValueError, match="model must be one of"):
+        recipes.paper_recipe("mnist", "insensitive_as_launched")
 
 
 def test_bad_recipe_names():

@@ -22,7 +22,7 @@ MODEL_LABELS = {
     "insensitive": r"Grad Reg ($\frac{1}{K}$)",
     "doubleback": r"Grad Reg ($y$)",
     "both": "Both Defenses",
-    "insensitive_as_launched": r"Grad Reg ($y$, $\lambda$ of $\frac{1}{K}$)",
+    "certainty": r"Certainty penalty ($\frac{1}{K}$)",
 }
 MODEL_COLORS = {
     "normal": "blue",
@@ -31,11 +31,11 @@ MODEL_COLORS = {
     "insensitive": "lawngreen",
     "doubleback": "green",
     "both": "darkgreen",
-    "insensitive_as_launched": "olive",
+    "certainty": "olive",
 }
 MODEL_MARKERS = {"normal": "o", "distilled": "p", "advtrain": "H", "insensitive": "^",
                  "doubleback": "v", "both": "D",
-                 "insensitive_as_launched": "<"}
+                 "certainty": "<"}
 PUBLISHED_LABEL = "Ross & Doshi-Velez (2018)"
 
 

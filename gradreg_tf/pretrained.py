@@ -1,0 +1,351 @@
+"""The paper-schedule models that ship with the package: load, verify, export.
+
+Each shipped model is a weights-only Keras file ``gradreg_tf/weights/<dataset>/<model>.weights.h5``
+(the network's weights; the optimizer state is not shipped) with a manifest ``<model>.json``:
+its recipe and the recipe's cache key (recipe, seed and training data, no code), batches
+trained, seed, the TensorFlow/Keras/numpy versions and machine it was trained on, the file's
+sha256, the final clean test accuracy, and the :mod:`gradreg_tf.provenance` fingerprint of
+the weights after the first 100 batches of the same run. A distilled model's manifest also
+holds its teacher's recipe and 100-batch fingerprint, and ships the soft labels of the first
+100 batches (``<model>.soft_labels.npz``) so that the student's first batches can be replayed
+without the teacher.
+
+:func:`load` verifies the file's sha256 before loading; :func:`replay_provenance` retrains the
+first 100 batches of a shipped recipe and compares fingerprints (``tests/test_provenance.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import platform
+import sys
+
+import numpy as np
+
+from gradreg_tf import cache as _cache
+from gradreg_tf import provenance as _prov
+from gradreg_tf import recipes as R
+
+WEIGHTS_DIR = pathlib.Path(__file__).resolve().parent / "weights"
+MANIFEST_FORMAT = 1
+# Tolerance on :func:`gradreg_tf.provenance.projection_deviation` for a replay on a machine
+# unlike the training machine (other CPU, kernels or thread count), where bitwise identity is not
+# expected; see tests/test_provenance.py for the measurement behind it.
+REPLAY_TOLERANCE = 0.05
+
+
+class PretrainedModelError(OSError):
+    """A shipped model's file is missing, corrupt, or does not match its manifest."""
+
+
+def weights_path(dataset: str, model: str, *, root=None) -> pathlib.Path:
+    """Where the shipped weights of ``model`` on ``dataset`` live (they may be missing)."""
+    return pathlib.Path(root or WEIGHTS_DIR) / dataset / f"{model}.weights.h5"
+
+
+def manifest_path(dataset: str, model: str, *, root=None) -> pathlib.Path:
+    return weights_path(dataset, model, root=root).with_name(f"{model}.json")
+
+
+def available(dataset: str | None = None, *, root=None) -> list[tuple[str, str]]:
+    """``(dataset, model)`` pairs that have a shipped manifest, sorted."""
+    base = pathlib.Path(root or WEIGHTS_DIR)
+    pairs = [(p.parent.name, p.stem) for p in base.glob("*/*.json")]
+    return sorted(p for p in pairs if dataset is None or p[0] == dataset)
+
+
+def manifest(dataset: str, model: str, *, root=None) -> dict:
+    """The manifest of a shipped model.
+
+    Raises:
+        PretrainedModelError: if no model ``model`` is shipped for ``dataset`` (the message
+            lists what is shipped) or its manifest is unreadable.
+    """
+    path = manifest_path(dataset, model, root=root)
+    if not path.is_file():
+        shipped = ", ".join(f"{d}/{m}" for d, m in available(root=root)) or "none"
+        raise PretrainedModelError(
+            f"no pretrained model {model!r} for dataset {dataset!r}: {path} does not exist "
+            f"(shipped: {shipped}).")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise PretrainedModelError(f"the manifest {path} is unreadable: {err}") from err
+    if meta.get("format") != MANIFEST_FORMAT:
+        raise PretrainedModelError(
+            f"the manifest {path} has format {meta.get('format')!r}, expected {MANIFEST_FORMAT}.")
+    return meta
+
+
+def recipe_of(meta: dict) -> R.Recipe:
+    """The :class:`~gradreg_tf.recipes.Recipe` recorded in a manifest."""
+    return R.Recipe(**meta["recipe"])
+
+
+def _verified_file(path: pathlib.Path, sha256: str, what: str) -> pathlib.Path:
+    if not path.is_file():
+        raise PretrainedModelError(
+            f"the {what} file {path} is missing (expected sha256 {sha256}); reinstall gradreg_tf "
+            "or restore the file from the repository.")
+    actual = _cache.file_sha256(path)
+    if actual != sha256:
+        raise PretrainedModelError(
+            f"the {what} file {path} is corrupt: its sha256 is {actual}, expected {sha256}; "
+            "reinstall gradreg_tf or restore the file from the repository.")
+    return path
+
+
+def load(dataset: str, model: str, *, root=None):
+    """The shipped, ready :class:`~gradreg_tf.GradRegClassifier` (uncompiled; predicts at T=1).
+
+    Args:
+        dataset: ``"mnist"`` (the only dataset shipped at the paper's schedule).
+        model: ``"normal"``, ``"distilled"``, ``"advtrain"``, ``"insensitive"`` or ``"doubleback"``.
+        root: a directory laid out like ``gradreg_tf/weights`` (default: the package's).
+
+    Raises:
+        PretrainedModelError: if the model is not shipped, or its weights file is missing or
+            its sha256 differs from the manifest's (the message names the file and the sha256).
+    """
+    from gradreg_tf import training as T
+
+    meta = manifest(dataset, model, root=root)
+    path = _verified_file(weights_path(dataset, model, root=root), meta["sha256"], "weights")
+    net = T.build_model(recipe_of(meta), input_shape=tuple(meta["input_shape"]),
+                        bounds=tuple(meta["bounds"]))
+    net.network.load_weights(path)
+    return net
+
+
+def find(recipe: R.Recipe, *, seed: int, data_fingerprint: str, extra: dict | None = None,
+         root=None) -> tuple[str, str] | None:
+    """The shipped ``(dataset, model)`` trained with exactly this recipe, seed and data, or None."""
+    key = _cache.cache_key(recipe, seed=seed, data_fingerprint=data_fingerprint, extra=extra)
+    for dataset, model in available(recipe.dataset, root=root):
+        try:
+            meta = manifest(dataset, model, root=root)
+        except PretrainedModelError:
+            continue
+        if meta.get("recipe_key") == key:
+            return dataset, model
+    return None
+
+
+def versions() -> dict:
+    """The library versions a model was trained or replayed with."""
+    import keras
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__}
+
+
+def _read_sidecar(model_file: pathlib.Path) -> dict:
+    return json.loads(model_file.with_suffix(".json").read_text())
+
+
+def export(dataset_obj, model: str, *, seed: int = 0, cache_dir=None, root=None) -> dict:
+    """Ships a paper-schedule model from the user cache: weights, curves and manifest.
+
+    The model must have been trained by :func:`gradreg_tf.zoo.trained_model` (e.g.
+    ``experiments/train_models.py --budget paper --deterministic``) with op determinism on, so
+    that its first 100 batches can be replayed (:func:`replay_provenance`).
+
+    Args:
+        dataset_obj: the :class:`~gradreg_tf.data.Dataset` it was trained on.
+        model: its name in the paper (``"normal"``, ...).
+        seed: its training seed.
+        cache_dir: the user cache that holds it.
+        root: destination laid out like ``gradreg_tf/weights`` (default: the package's).
+
+    Returns:
+        The manifest written.
+
+    Raises:
+        FileNotFoundError: if the cache holds no such run (or, distilled, no teacher).
+        ValueError: if the run was not deterministic or has no 100-batch fingerprint.
+    """
+    import keras
+
+    from gradreg_tf import evaluation, zoo
+
+    recipe = R.paper_recipe(dataset_obj.name, model,
+                            n_batches=R.budget_batches("paper", len(dataset_obj.x_train)))
+    found = zoo.cached_run(dataset_obj, recipe, seed=seed, cache_dir=cache_dir)
+    if found is None:
+        raise FileNotFoundError(f"no cached {recipe.label()} run (seed {seed}) in "
+                                f"{_cache.cache_dir(cache_dir)}; train it first.")
+    sidecars = {"model": _read_sidecar(found)}
+    teacher_file = None
+    if recipe.distill:
+        teacher_file = zoo.cached_run(dataset_obj, zoo.teacher_recipe(recipe), seed=seed,
+                                      cache_dir=cache_dir)
+        if teacher_file is None:
+            raise FileNotFoundError(f"the teacher of {recipe.label()} is not in the cache.")
+        sidecars["teacher"] = _read_sidecar(teacher_file)
+    for what, meta in sidecars.items():
+        if not meta.get("op_determinism"):
+            raise ValueError(f"the {what} {found.name} was trained without op determinism; "
+                             "retrain it with experiments/train_models.py --deterministic.")
+        if not meta.get("provenance"):
+            raise ValueError(f"the {what}'s sidecar has no {_prov.PROVENANCE_BATCHES}-batch "
+                             "fingerprint; retrain it with this version of gradreg_tf.")
+    side = sidecars["model"]
+    trained = keras.models.load_model(found)
+    path = weights_path(dataset_obj.name, model, root=root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _cache.atomic_write(path, trained.network.save_weights)
+    curves = path.with_name(f"{model}.curves.csv")
+    _cache.atomic_write(curves, lambda tmp: pathlib.Path(tmp).write_bytes(
+        found.with_suffix(".curves.csv").read_bytes()))
+    meta = {
+        "format": MANIFEST_FORMAT, "dataset": dataset_obj.name, "model": model,
+        "recipe": dataclasses.asdict(recipe), "recipe_key": side.get("recipe_key", side["key"]),
+        "seed": side["seed"], "nominal_batches": recipe.n_batches,
+        "batches_trained": side["batches"], "data_fingerprint": zoo.data_fingerprint(dataset_obj),
+        "input_shape": list(dataset_obj.x_train.shape[1:]),
+        "bounds": [float(np.min(dataset_obj.x_train)), float(np.max(dataset_obj.x_train))],
+        "weights_file": path.name, "sha256": _cache.file_sha256(path),
+        "size_bytes": path.stat().st_size, "curves_file": curves.name,
+        "clean_test_accuracy": round(evaluation.accuracy(trained, dataset_obj.x_test,
+                                                         dataset_obj.y_test), 6),
+        "n_test": int(len(dataset_obj.x_test)),
+        "provenance": side["provenance"], "op_determinism": True,
+        "trained_with": side.get("versions") or versions(),
+        "machine": side.get("machine") or _prov.machine_signature(),
+        "train_seconds": side.get("train_seconds"),
+    }
+    if recipe.distill:
+        # the labels the student saw: the teacher's soft labels of the whole training set, in
+        # the same chunks as zoo.trained_model; the first 100 batches' rows are shipped
+        teacher = keras.models.load_model(teacher_file)
+        labels = zoo.soft_labels(teacher, dataset_obj.x_train, temperature=recipe.temperature)
+        n = _prov.PROVENANCE_BATCHES * recipe.batch_size
+        labels_path = path.with_name(f"{model}.soft_labels.npz")
+
+        def _save(tmp):
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, soft_labels=labels[:n])
+
+        _cache.atomic_write(labels_path, _save)
+        t = sidecars["teacher"]
+        meta["teacher"] = {"recipe": t["recipe"], "recipe_key": t.get("recipe_key", t["key"]),
+                           "batches_trained": t["batches"], "provenance": t["provenance"],
+                           "train_seconds": t.get("train_seconds")}
+        meta.update(soft_labels_file=labels_path.name, soft_labels_rows=n,
+                    soft_labels_sha256=_cache.file_sha256(labels_path))
+    _cache.write_json(manifest_path(dataset_obj.name, model, root=root), meta)
+    return meta
+
+
+def curves_path(dataset: str, model: str, *, root=None) -> pathlib.Path:
+    """The shipped training curves (CSV) of a model."""
+    meta = manifest(dataset, model, root=root)
+    return weights_path(dataset, model, root=root).with_name(meta["curves_file"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """One replayed run: ``name`` (``"<model>"`` or ``"<model>-teacher"``), the recorded and
+    replayed fingerprints, whether they are bitwise equal, and the projection deviation."""
+
+    name: str
+    recorded: dict
+    replayed: dict
+    bitwise: bool
+    deviation: float
+    same_machine: bool
+
+    def summary(self) -> str:
+        return (f"{self.name}: replayed sha256 {self.replayed['sha256'][:16]} vs recorded "
+                f"{self.recorded['sha256'][:16]} ({'bitwise equal' if self.bitwise else 'differ'}; "
+                f"projection deviation {self.deviation:.3g}; "
+                f"{'same' if self.same_machine else 'different'} machine signature)")
+
+
+def replay_provenance(dataset_obj, model: str, *, root=None) -> list[Replay]:
+    """Retrains the first ``PROVENANCE_BATCHES`` batches of a shipped model's recipe (and of its
+    distillation teacher) from the recorded seed, and compares with the recorded fingerprints.
+
+    Call it in a process where :func:`gradreg_tf.training.enable_determinism` is on and the
+    thread counts are those of :func:`replay_threads` (``python -m gradreg_tf.pretrained replay``
+    does both), else no bitwise match is possible.
+
+    Raises:
+        PretrainedModelError: if the model is not shipped or its soft labels are corrupt.
+        ValueError: if ``dataset_obj`` is not the training data the model was trained on.
+    """
+    from gradreg_tf import training as T
+    from gradreg_tf import zoo
+
+    meta = manifest(dataset_obj.name, model, root=root)
+    if zoo.data_fingerprint(dataset_obj) != meta["data_fingerprint"]:
+        raise ValueError(f"{dataset_obj!r} is not the training data of the shipped {model!r} "
+                         "(its fingerprint differs from the manifest's).")
+    same = _prov.machine_signature() == meta.get("machine")
+    runs = []
+    n = _prov.PROVENANCE_BATCHES
+    recipe = recipe_of(meta)
+    y = dataset_obj.y_train
+    if recipe.distill:
+        teacher = R.Recipe(**meta["teacher"]["recipe"])
+        runs.append((f"{model}-teacher", teacher, dataset_obj.y_train,
+                     meta["teacher"]["provenance"]))
+        labels = _verified_file(weights_path(dataset_obj.name, model, root=root).with_name(
+            meta["soft_labels_file"]), meta["soft_labels_sha256"], "soft labels")
+        with np.load(labels) as f:
+            y = f["soft_labels"]
+    runs.append((model, recipe, y, meta["provenance"]))
+    out = []
+    for name, rec, labels, recorded in runs:
+        rows = min(len(labels), n * rec.batch_size)
+        _, _, fp = T.train_recipe(rec, dataset_obj.x_train[:rows], labels[:rows], seed=meta["seed"],
+                                  bounds=tuple(meta["bounds"]), stop_after=n, progress=False,
+                                  fingerprint_at=n)
+        dev = _prov.projection_deviation(fp["projections"], recorded["projections"])
+        out.append(Replay(name=name, recorded=recorded, replayed=fp,
+                          bitwise=fp["sha256"] == recorded["sha256"], deviation=dev,
+                          same_machine=same))
+    return out
+
+
+def replay_threads(meta: dict) -> int:
+    """Intra-op threads of the training run (TensorFlow's default: one per core)."""
+    return int((meta.get("machine") or {}).get("cpu_count") or 0)
+
+
+def _main(argv) -> int:
+    """``python -m gradreg_tf.pretrained replay <dataset> <model> [--data-dir D]``: prints JSON."""
+    import argparse
+    import os
+
+    p = argparse.ArgumentParser(prog="python -m gradreg_tf.pretrained",
+                                description="Replay a shipped model's first 100 batches.")
+    p.add_argument("command", choices=("replay",))
+    p.add_argument("dataset")
+    p.add_argument("model")
+    p.add_argument("--data-dir", default=None)
+    args = p.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    meta = manifest(args.dataset, args.model)
+    import tensorflow as tf
+
+    threads = replay_threads(meta)
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    from gradreg_tf import data, training
+
+    training.enable_determinism()
+    ds = data.load(args.dataset, data_dir=args.data_dir)
+    replays = replay_provenance(ds, args.model)
+    print(json.dumps([{"name": r.name, "bitwise": r.bitwise, "deviation": r.deviation,
+                       "same_machine": r.same_machine, "replayed_sha256": r.replayed["sha256"],
+                       "recorded_sha256": r.recorded["sha256"]} for r in replays]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
