@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradreg_tf import _checks
-from gradreg_tf.attacks import _gradients as G
+from gradreg_tf import gradients as G
 from gradreg_tf.types import ModelFn, TensorLike
 
 __all__ = ["GridAttack", "GridRow", "PAPER_EPSILONS", "accuracy", "gradient_signs", "transfer_grid"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from gradreg_tf.attacks import _gradients as G
+from gradreg_tf import gradients as G
 from gradreg_tf.types import ModelFn, TensorLike
 
 __all__ = ["NORM_FLOOR", "diverging", "gradient_norms", "log_probabilities", "minmax",

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradreg_tf.attacks import JSMAResult, _gradients, fgsm, jsma, predict_labels, tgsm
+from gradreg_tf import gradients
+from gradreg_tf.attacks import JSMAResult, fgsm, fgsm_signs, jsma, predict_labels, tgsm
 from gradreg_tf.attacks.jsma import best_pairs
 
 SHAPE = (4, 4, 1)
@@ -135,7 +136,7 @@ def test_fgsm_gradient_is_of_the_batch_mean():
     model, w, b = linear_model()
     x = rand_images(5)
     y = np.array([0, 1, 2, 0, 1])
-    grad, _ = _gradients.xent_gradient(model, tf.constant(x), tf.constant(y, tf.int32))
+    grad, _ = gradients.xent_gradient(model, tf.constant(x), tf.constant(y, tf.int32))
     np.testing.assert_allclose(grad.numpy(), linear_xent_grad(w, b, x, y), rtol=1e-4, atol=1e-8)
 
 
@@ -172,6 +173,74 @@ def test_batch_size_changes_only_the_scale():
     a = fgsm(model, x, 0.1, bounds=(0, 1), y=y, batch_size=3).numpy()
     b = fgsm(model, x, 0.1, bounds=(0, 1), y=y).numpy()
     np.testing.assert_array_equal(a, b)
+
+
+def test_fgsm_default_loss_is_the_papers_cross_entropy():
+    model, w, b = linear_model(seed=21)
+    x = rand_images(9, seed=21)
+    y = np.arange(9) % K
+    default = fgsm(model, x, 0.1, bounds=(0, 1), y=y).numpy()
+    np.testing.assert_array_equal(default, fgsm(model, x, 0.1, bounds=(0, 1), y=y,
+                                                loss="ce").numpy())
+    assert ("sign_steps", SHAPE, "float32") in gradients._CACHE[model]
+
+
+def linear_margin_grad(w, b, x, y):
+    """∇x of max_{j≠y} z_j - z_y for a linear model: W[:, j*] - W[:, y], float64."""
+    z = x.reshape(len(x), -1).astype(np.float64) @ w + b
+    others = np.where(np.eye(K, dtype=bool)[y], -np.inf, z)
+    j = np.argmax(others, axis=1)
+    return (w[:, j] - w[:, y]).T.reshape(x.shape)
+
+
+def test_margin_fgsm_matches_closed_form_linear_model():
+    model, w, b = linear_model(seed=22)
+    x = rand_images(12, seed=22)
+    y = np.arange(12) % K
+    out = fgsm(model, x, 0.1, bounds=(0, 1), y=y, loss="margin").numpy()
+    g = linear_margin_grad(w, b, x, y)
+    expected = np.clip(x + np.float32(0.1) * np.sign(g).astype(np.float32), 0, 1)
+    np.testing.assert_array_equal(out, expected)
+    pred = predict_labels(model, x)  # y=None: the first argmax is the label
+    np.testing.assert_array_equal(fgsm(model, x, 0.1, bounds=(0, 1), loss="margin").numpy(),
+                                  fgsm(model, x, 0.1, bounds=(0, 1), y=pred, loss="margin").numpy())
+
+
+def test_margin_fgsm_moves_what_a_saturated_softmax_hides():
+    model, w, b = linear_model(scale=500.0)
+    x = rand_images(12, seed=23)
+    y = predict_labels(model, x)
+    hidden = np.all(fgsm_signs(model, x, bounds=(0, 1), y=y).reshape(12, -1) == 0, axis=1)
+    assert np.mean(hidden) > 0.5  # the chunk-mean CE gradient is exactly zero for these
+    np.testing.assert_array_equal(fgsm(model, x, 0.3, bounds=(0, 1), y=y).numpy()[hidden],
+                                  x[hidden])
+    out = fgsm(model, x, 0.3, bounds=(0, 1), y=y, loss="margin").numpy()[hidden]
+    assert np.all(np.any((out != x[hidden]).reshape(len(out), -1), axis=1))
+    assert np.mean(predict_labels(model, out) == y[hidden]) < 0.5
+
+
+def test_margin_fgsm_gradient_is_per_example_so_batch_size_is_irrelevant():
+    # weights near the smallest normal float32: a chunk mean (gradient / 11) would flush to 0
+    model, _, _ = linear_model(scale=1e-37, seed=24)
+    x = rand_images(11, seed=24)
+    y = np.arange(11) % K
+    a = fgsm(model, x, 0.2, bounds=(0, 1), y=y, loss="margin", batch_size=1).numpy()
+    b = fgsm(model, x, 0.2, bounds=(0, 1), y=y, loss="margin", batch_size=1000).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert np.all(np.any((b != x).reshape(11, -1), axis=1))
+
+
+@pytest.mark.parametrize("loss", ["ce", "margin"])
+def test_fgsm_signs_give_fgsm_at_every_eps(loss):
+    model, _, _ = linear_model(seed=25)
+    x = rand_images(13, seed=25)
+    y = np.arange(13) % K
+    signs = fgsm_signs(model, x, bounds=(0, 1), y=y, loss=loss, batch_size=5)
+    assert set(np.unique(signs)) <= {-1.0, 0.0, 1.0}
+    for eps in (0.0, 0.1, 0.45):
+        np.testing.assert_array_equal(
+            np.clip(x + np.float32(eps) * signs, 0, 1),
+            fgsm(model, x, eps, bounds=(0, 1), y=y, loss=loss, batch_size=5).numpy())
 
 
 @pytest.mark.parametrize("eps", [0.05, 0.3, 0.9])
@@ -262,9 +331,9 @@ def test_no_retracing_across_eps_and_batch_sizes():
     mlp, _ = dyadic_mlp(11)
     for n, gamma in [(3, 0.5), (5, 1.0), (2, 0.25)]:
         jsma(mlp, dyadic_images(n, n), y_target=np.zeros(n, int), bounds=(0, 1), gamma=gamma)
-    counts = {k[0]: f.experimental_get_tracing_count() for k, f in _gradients._CACHE[model].items()}
+    counts = {k[0]: f.experimental_get_tracing_count() for k, f in gradients._CACHE[model].items()}
     assert counts["sign_steps"] == 1, counts
-    counts = {k[0]: f.experimental_get_tracing_count() for k, f in _gradients._CACHE[mlp].items()}
+    counts = {k[0]: f.experimental_get_tracing_count() for k, f in gradients._CACHE[mlp].items()}
     assert counts["jsma_step"] == 1, counts
 
 
@@ -315,6 +384,9 @@ def test_attacks_call_the_model_in_inference_mode():
         (lambda m, x: fgsm(m, x[0], 0.1, bounds=(0, 1)), "rank 4"),
         (lambda m, x: fgsm(m, x[:, :3], 0.1, bounds=(0, 1)), r"shape \(batch, 4, 4, 1\)"),
         (lambda m, x: fgsm(m, x, 0.1, bounds=(0, 1), batch_size=0), "batch_size"),
+        (lambda m, x: fgsm(m, x, 0.1, bounds=(0, 1), loss="cw"),
+         r"loss must be one of \['ce', 'margin'\], received 'cw'"),
+        (lambda m, x: fgsm_signs(m, x, bounds=(0, 1), loss=None), "loss must be one of"),
         (lambda m, x: tgsm(m, x, 0.1, bounds=(0, 1), steps=0), "steps"),
         (lambda m, x: tgsm(m, x, 0.1, bounds=(0, 1), y=[0] * 5, y_target=[1] * 5), "received both"),
         (lambda m, x: tgsm(m, x, 0.1, bounds=(0, 1), y_target=[-1] * 5), "y_target must be in"),

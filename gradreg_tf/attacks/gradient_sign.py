@@ -11,6 +11,9 @@ semantics of the original code (SETUP.md §5):
   ``batch_size`` changes which tiny gradients underflow to zero (this is why the paper's
   distilled model is left unperturbed by FGSM); keep the default 1000 to reproduce the paper;
 * the result is clipped to ``bounds`` after every step and never projected onto an eps ball.
+
+Beyond the paper, ``fgsm(..., loss="margin")`` takes its one step up the Carlini-Wagner logit
+margin instead (:mod:`gradreg_tf.gradients`), which sees through a saturated softmax.
 """
 
 from __future__ import annotations
@@ -19,18 +22,75 @@ import numpy as np
 import tensorflow as tf
 
 from gradreg_tf import _checks
-from gradreg_tf.attacks import _gradients as G
+from gradreg_tf import gradients as G
 from gradreg_tf.types import Bounds, ModelFn, TensorLike
 
-__all__ = ["fgsm", "tgsm"]
+__all__ = ["fgsm", "fgsm_signs", "predict_labels", "tgsm"]
+
+
+def _chunk_loss(loss: G.Loss):
+    """The scalar each sign step climbs, per chunk: the original's batch-mean cross-entropy
+    (tie-split predictions for ``labels < 0``) or the summed per-example margin."""
+    if loss is G.Loss.CE:
+        return G.mean_xent
+    return lambda logits, labels: tf.reduce_sum(G.margin(logits, labels))
+
+
+def _sign_steps_builder(loss: G.Loss):
+    chunk_loss = _chunk_loss(loss)
+
+    def build(get_model, spec):
+        scalar = tf.TensorSpec((), spec.dtype)
+
+        @tf.function(
+            input_signature=[spec, tf.TensorSpec((None,), tf.int32), scalar, scalar, scalar,
+                             tf.TensorSpec((), tf.int32)],
+            reduce_retracing=True,
+        )
+        def sign_steps(x, labels, step, lower, upper, n_steps):
+            def body(i, x_adv):
+                x32 = tf.cast(x_adv, tf.float32)
+                with tf.GradientTape() as tape:
+                    tape.watch(x32)
+                    logits = tf.cast(G.call_logits(get_model(), x32), tf.float32)
+                    value = chunk_loss(logits, labels)
+                grad = tape.gradient(value, x32)
+                moved = x_adv + step * tf.cast(tf.sign(grad), x_adv.dtype)
+                return i + 1, tf.clip_by_value(moved, lower, upper)
+
+            _, x_adv = tf.while_loop(lambda i, _: i < n_steps, body, (tf.constant(0), x))
+            return x_adv
+
+        return sign_steps
+
+    return build
+
+
+# cache names: "sign_steps" is the paper's cross-entropy attack
+_SIGN_STEPS = {G.Loss.CE: ("sign_steps", _sign_steps_builder(G.Loss.CE)),
+               G.Loss.MARGIN: ("sign_steps_margin", _sign_steps_builder(G.Loss.MARGIN))}
+
+
+def _sign_steps(model, x: tf.Tensor, labels: tf.Tensor, step: float, bounds: Bounds,
+                n_steps: int, loss: G.Loss) -> tf.Tensor:
+    """``n_steps`` times ``x <- clip(x + step * sign(∇x chunk loss), bounds)`` on one chunk.
+
+    The update is done in ``x.dtype``; ``step`` is ``+eps`` (FGSM) or ``-eps`` (TGSM).
+    """
+    name, builder = _SIGN_STEPS[loss]
+    fn = G.compiled(model, name, x.shape[1:], x.dtype, builder)
+    dt = x.dtype
+    return fn(x, labels, tf.constant(step, dt), tf.constant(bounds.lower, dt),
+              tf.constant(bounds.upper, dt), tf.constant(n_steps, tf.int32))
 
 
 def _sign_attack(model, arr: np.ndarray, labels: np.ndarray, step: float, bounds: Bounds,
-                 steps: int, batch_size: int) -> tf.Tensor:
+                 steps: int, batch_size: int, loss: G.Loss = G.Loss.CE) -> tf.Tensor:
     out = []
     for part in G.chunks(len(arr), batch_size):
         x = tf.convert_to_tensor(arr[part])
-        out.append(G.sign_steps(model, x, tf.constant(labels[part], tf.int32), step, bounds, steps))
+        out.append(_sign_steps(model, x, tf.constant(labels[part], tf.int32), step, bounds, steps,
+                               loss))
     return tf.concat(out, axis=0) if len(out) > 1 else out[0]
 
 
@@ -43,19 +103,33 @@ def predict_labels(model, x: TensorLike, *, batch_size: int = 1000) -> np.ndarra
     return np.concatenate(preds).astype(np.int64)
 
 
+def _fgsm_labels(model, arr: np.ndarray, y) -> np.ndarray:
+    if y is None:
+        return np.full(len(arr), -1, np.int64)
+    return _checks.check_labels(y, n_classes=G.n_classes(model, arr), n_examples=len(arr))
+
+
 def fgsm(model: ModelFn, x: TensorLike, eps: float, *, bounds, y: TensorLike | None = None,
-         batch_size: int = 1000) -> tf.Tensor:
-    """Fast gradient sign method, ``clip(x + eps * sign(∇x CE), bounds)``.
+         loss: str = "ce", batch_size: int = 1000) -> tf.Tensor:
+    """Fast gradient sign method, ``clip(x + eps * sign(∇x loss), bounds)``.
 
-    Goodfellow, Shlens & Szegedy (ICLR 2015); the untargeted attack of Ross & Doshi-Velez
-    (AAAI 2018, §Experiments), exactly as the original (SETUP.md §5): the cross-entropy is
-    the softmax cross-entropy of the logits with labels ``y`` averaged over each chunk of
-    ``batch_size`` examples, its float32 input gradient is taken with the model in inference
-    mode (``training=False``), and pixels whose gradient is exactly zero are not moved.
+    Goodfellow, Shlens & Szegedy (ICLR 2015); with ``loss="ce"`` (default) the untargeted
+    attack of Ross & Doshi-Velez (AAAI 2018, §Experiments), exactly as the original (SETUP.md
+    §5): the cross-entropy is the softmax cross-entropy of the logits with labels ``y``
+    averaged over each chunk of ``batch_size`` examples, its float32 input gradient is taken
+    with the model in inference mode (``training=False``), and pixels whose gradient is exactly
+    zero are not moved.
 
-    Scaling: each example's gradient is divided by its chunk's size before the sign is
-    taken, so ``batch_size`` decides which tiny gradients underflow to exactly zero (and stay
-    unperturbed). The default 1000 is the original's ``batch_input_gradients(n=1000)``.
+    ``loss="margin"`` is a variant beyond the paper: one sign step up the Carlini-Wagner margin
+    ``max_{j≠y} z_j - z_y`` (Carlini & Wagner 2017) of the logits, whose gradient does not
+    vanish when the softmax saturates, so it moves examples the cross-entropy gradient leaves
+    unperturbed (the distilled model, Athalye, Carlini & Wagner 2018, §3.1).
+
+    Scaling: with ``"ce"`` each example's gradient is divided by its chunk's size before the
+    sign is taken, so ``batch_size`` decides which tiny gradients underflow to exactly zero
+    (and stay unperturbed); the default 1000 is the original's
+    ``batch_input_gradients(n=1000)``. With ``"margin"`` the per-example margins are summed,
+    so each example's gradient is its own and ``batch_size`` changes nothing.
 
     Args:
         model: a Keras model (called with ``training=False``) or any callable mapping a float32
@@ -64,7 +138,9 @@ def fgsm(model: ModelFn, x: TensorLike, eps: float, *, bounds, y: TensorLike | N
         eps: perturbation size (L-infinity) in the units of ``x``; ``eps=0`` returns ``x``.
         bounds: ``(lower, upper)`` pixel range of the dataset; the result is clipped to it.
         y: integer labels ``(batch,)``; ``None`` uses the model's own argmax predictions
-            (avoids label leaking; ties split evenly as in the original).
+            (avoids label leaking; for ``"ce"`` ties are split evenly as in the original, for
+            ``"margin"`` the first maximum is the label).
+        loss: ``"ce"`` (the paper's) or ``"margin"``.
         batch_size: examples per gradient computation (see Scaling).
 
     Returns:
@@ -74,18 +150,55 @@ def fgsm(model: ModelFn, x: TensorLike, eps: float, *, bounds, y: TensorLike | N
     Raises:
         ValueError: negative or non-finite ``eps``, reversed bounds, ``x`` outside ``bounds``,
             wrong rank/shape for the model, labels out of range or of the wrong length,
-            ``batch_size`` < 1.
+            ``batch_size`` < 1, unknown ``loss``.
         TypeError: integer ``x`` or non-integer labels.
     """
     bounds = _checks.as_bounds(bounds)
     eps = _checks.check_eps(eps)
+    loss = G.as_loss(loss)
     batch_size = G.check_positive_int(batch_size, name="batch_size")
     arr = G.check_model_input(model, x, bounds=bounds)
-    if y is None:
-        labels = np.full(len(arr), -1, np.int64)
-    else:
-        labels = _checks.check_labels(y, n_classes=G.n_classes(model, arr), n_examples=len(arr))
-    return _sign_attack(model, arr, labels, eps, bounds, 1, batch_size)
+    labels = _fgsm_labels(model, arr, y)
+    return _sign_attack(model, arr, labels, eps, bounds, 1, batch_size, loss)
+
+
+def fgsm_signs(model: ModelFn, x: TensorLike, *, bounds, y: TensorLike | None = None,
+               loss: str = "ce", batch_size: int = 1000) -> np.ndarray:
+    """The signs :func:`fgsm` steps along: ``fgsm(x, eps) == clip(x + eps * signs, bounds)``.
+
+    One gradient computation serves every ``eps`` (how the paper's grids and the robustness
+    audit sweep eps). Gradients, labels and scaling exactly as :func:`fgsm`.
+
+    Args:
+        model: a Keras model or callable returning logits.
+        x: input batch within ``bounds``.
+        bounds: ``(lower, upper)`` range of ``x`` (validated only).
+        y: integer labels, or ``None`` for the model's predictions.
+        loss: ``"ce"`` or ``"margin"``.
+        batch_size: examples per gradient computation.
+
+    Returns:
+        float array of -1/0/+1 with the shape and dtype of ``x`` (0 where the float32 gradient
+        is exactly zero).
+
+    Raises:
+        ValueError, TypeError: as :func:`fgsm`.
+    """
+    bounds = _checks.as_bounds(bounds)
+    loss = G.as_loss(loss)
+    batch_size = G.check_positive_int(batch_size, name="batch_size")
+    arr = G.check_model_input(model, x, bounds=bounds)
+    labels = _fgsm_labels(model, arr, y)
+    out = np.empty_like(arr)
+    for part in G.chunks(len(arr), batch_size):
+        xs = tf.convert_to_tensor(arr[part])
+        ys = tf.constant(labels[part], tf.int32)
+        if loss is G.Loss.CE:
+            grad, _ = G.xent_gradient(model, xs, ys)
+        else:
+            grad, _, _ = G.loss_gradient(model, xs, ys, loss=loss)
+        out[part] = np.sign(grad.numpy())
+    return out
 
 
 def tgsm(model: ModelFn, x: TensorLike, eps: float, *, bounds, y_target: TensorLike | None = None,

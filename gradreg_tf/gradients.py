@@ -1,18 +1,31 @@
-"""Input gradients shared by the attacks and the evaluation grids.
+"""Input gradients: the losses attacks climb, their ∂/∂x, and the cached ``tf.function``s.
 
-Every function here is a ``tf.function`` traced once per (model, input shape, input dtype)
-with a batch-polymorphic input signature, cached in a :class:`weakref.WeakKeyDictionary`
-keyed by the model, so repeated attack calls with new ``eps`` values, batch sizes or
-targets never retrace. The traced closures hold the model only through a weak
-reference (values of a ``WeakKeyDictionary`` must not refer to their key).
+Every traced function is built once per (model, name, input shape, input dtype) with a
+batch-polymorphic input signature by :func:`compiled`, and cached in a
+:class:`weakref.WeakKeyDictionary` keyed by the model, so repeated calls with new ``eps``
+values, batch sizes or targets never retrace. The traced closures hold the model only through
+a weak reference (values of a ``WeakKeyDictionary`` must not refer to their key).
 
-Conventions (SETUP.md §3, §5): the model is called as ``model(x, training=False)``
-(batch norm in inference mode, dropout off) on float32 inputs and must return
-**logits**; gradients are float32.
+Conventions (SETUP.md §3, §5): the model is called as ``model(x, training=False)`` (batch norm
+in inference mode, dropout off) on float32 inputs and must return **logits**; losses and
+gradients are float32. Two losses (:class:`Loss`):
+
+* ``"ce"``: softmax cross-entropy. Its gradient ``(softmax(z) - onehot(y)) ∂z/∂x`` is exactly
+  zero in float32 once the softmax saturates (a distilled model at T=1);
+* ``"margin"``: the Carlini-Wagner logit margin ``max_{j≠y} z_j - z_y`` (Carlini & Wagner,
+  IEEE S&P 2017, their f_6 without the confidence clamp), a difference of logits whose
+  gradient does not vanish when the softmax saturates. It is positive iff the model
+  misclassifies ``y`` (up to ties).
+
+Two reductions over a batch, and they matter only through float32 underflow:
+:func:`xent_gradient` is the original's gradient of the **batch mean** (each example's gradient
+divided by the batch size, neural_network.py:230-247), :func:`loss_gradient` that of the
+**sum** (each example's gradient is its own).
 """
 
 from __future__ import annotations
 
+import enum
 import weakref
 from typing import Callable
 
@@ -21,10 +34,33 @@ import numpy as np
 import tensorflow as tf
 
 from gradreg_tf import _checks
-from gradreg_tf.types import Bounds
+
+__all__ = ["Loss", "as_loss", "as_output", "call_logits", "check_model_input",
+           "check_positive_int", "chunks", "compiled", "logits", "loss_gradient", "margin",
+           "mean_xent", "n_classes", "per_example_loss", "xent", "xent_gradient"]
 
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _UNCACHEABLE: dict = {}  # models that refuse weak references (rare); keyed by id
+
+
+class Loss(str, enum.Enum):
+    """Per-example losses an attack climbs (see the module docstring)."""
+
+    CE = "ce"
+    MARGIN = "margin"
+
+
+def as_loss(loss) -> Loss:
+    """``loss`` as a :class:`Loss`.
+
+    Raises:
+        ValueError: if ``loss`` is not one of ``"ce"``, ``"margin"``.
+    """
+    try:
+        return Loss(loss)
+    except ValueError:
+        raise ValueError(f"loss must be one of {[v.value for v in Loss]}, "
+                         f"received {loss!r}.") from None
 
 
 def call_logits(model, x: tf.Tensor) -> tf.Tensor:
@@ -80,6 +116,38 @@ def mean_xent(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=logits))
 
 
+def _resolve(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """``labels``, with ``labels < 0`` replaced by the argmax of ``logits`` (first maximum)."""
+    labels = tf.cast(labels, tf.int32)
+    return tf.where(labels < 0, tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
+
+
+def xent(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Per-example softmax cross-entropy ``(batch,)``; ``labels < 0``: the argmax prediction."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=_resolve(logits, labels),
+                                                          logits=logits)
+
+
+def margin(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Per-example Carlini-Wagner margin ``max_{j≠y} z_j - z_y`` ``(batch,)``.
+
+    ``labels < 0`` means the argmax prediction. Positive iff another class beats ``y``.
+    """
+    labels = _resolve(logits, labels)
+    own = tf.one_hot(labels, tf.shape(logits)[-1], on_value=True, off_value=False)
+    z_y = tf.reduce_max(tf.where(own, logits, -np.inf), axis=-1)
+    z_other = tf.reduce_max(tf.where(own, -np.inf, logits), axis=-1)
+    return z_other - z_y
+
+
+_PER_EXAMPLE = {Loss.CE: xent, Loss.MARGIN: margin}
+
+
+def per_example_loss(logits: tf.Tensor, labels: tf.Tensor, loss: Loss | str) -> tf.Tensor:
+    """The per-example :class:`Loss` ``loss`` of ``logits`` ``(batch,)`` (traceable)."""
+    return _PER_EXAMPLE[as_loss(loss)](logits, labels)
+
+
 def _build_xent_gradient(get_model, spec):
     @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)], reduce_retracing=True)
     def xent_gradient(x, labels):
@@ -104,41 +172,50 @@ def xent_gradient(model, x: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf
     return fn(x, labels)
 
 
-def _build_sign_steps(get_model, spec):
-    scalar = tf.TensorSpec((), spec.dtype)
-
-    @tf.function(
-        input_signature=[spec, tf.TensorSpec((None,), tf.int32), scalar, scalar, scalar,
-                         tf.TensorSpec((), tf.int32)],
-        reduce_retracing=True,
-    )
-    def sign_steps(x, labels, step, lower, upper, n_steps):
-        def body(i, x_adv):
-            x32 = tf.cast(x_adv, tf.float32)
+def _loss_gradient_builder(loss: Loss):
+    def build(get_model, spec):
+        @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)],
+                     reduce_retracing=True)
+        def loss_gradient(x, labels):
+            x32 = tf.cast(x, tf.float32)
             with tf.GradientTape() as tape:
                 tape.watch(x32)
                 logits = tf.cast(call_logits(get_model(), x32), tf.float32)
-                loss = mean_xent(logits, labels)
-            grad = tape.gradient(loss, x32)
-            moved = x_adv + step * tf.cast(tf.sign(grad), x_adv.dtype)
-            return i + 1, tf.clip_by_value(moved, lower, upper)
+                values = per_example_loss(logits, labels, loss)
+                total = tf.reduce_sum(values)
+            return tape.gradient(total, x32), values, logits
 
-        _, x_adv = tf.while_loop(lambda i, _: i < n_steps, body, (tf.constant(0), x))
-        return x_adv
+        return loss_gradient
 
-    return sign_steps
+    return build
 
 
-def sign_steps(model, x: tf.Tensor, labels: tf.Tensor, step: float, bounds: Bounds,
-               n_steps: int) -> tf.Tensor:
-    """``n_steps`` times ``x <- clip(x + step * sign(∇x mean CE(labels)), bounds)`` on one chunk.
+_LOSS_GRADIENT_BUILDERS = {loss: _loss_gradient_builder(loss) for loss in Loss}
 
-    The update is done in ``x.dtype``; ``step`` is ``+eps`` (FGSM) or ``-eps`` (TGSM).
+
+def loss_gradient(model, x: tf.Tensor, labels: tf.Tensor, *,
+                  loss: Loss | str = Loss.CE) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Gradient of the SUMMED per-example ``loss`` w.r.t. ``x``, the losses and the logits.
+
+    Scaling: the losses are summed, so each example's gradient is its own (no ``1/len(x)``
+    factor, unlike :func:`xent_gradient`); examples do not interact in inference mode.
+
+    Args:
+        model: Keras model or callable returning logits.
+        x: float input batch (tensor).
+        labels: int32 ``(batch,)``; ``-1`` means the model's argmax prediction.
+        loss: ``"ce"`` or ``"margin"`` (:class:`Loss`).
+
+    Returns:
+        ``(gradient, losses, logits)``: float32 ``x``-shaped, ``(batch,)`` and ``(batch, K)``.
+
+    Raises:
+        ValueError: unknown ``loss``.
     """
-    fn = compiled(model, "sign_steps", x.shape[1:], x.dtype, _build_sign_steps)
-    dt = x.dtype
-    return fn(x, labels, tf.constant(step, dt), tf.constant(bounds.lower, dt),
-              tf.constant(bounds.upper, dt), tf.constant(n_steps, tf.int32))
+    loss = as_loss(loss)
+    fn = compiled(model, f"loss_gradient_{loss.value}", x.shape[1:], x.dtype,
+                  _LOSS_GRADIENT_BUILDERS[loss])
+    return fn(x, labels)
 
 
 def _build_predict(get_model, spec):
@@ -213,3 +290,4 @@ def check_positive_int(value, *, name: str) -> int:
 def as_output(x_adv: np.ndarray | tf.Tensor, like: np.ndarray) -> tf.Tensor:
     """The attack result as a ``tf.Tensor`` of the input's dtype."""
     return tf.convert_to_tensor(x_adv, dtype=like.dtype)
+
