@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 
 from gradreg_tf import gradients
-from gradreg_tf.attacks import JSMAResult, fgsm, fgsm_signs, jsma, predict_labels, tgsm
+from gradreg_tf.attacks import (JSMAResult, fgsm, fgsm_signs, jsma, predict_labels,
+                                random_sign_noise, tgsm)
 from gradreg_tf.attacks.jsma import best_pairs
 
 SHAPE = (4, 4, 1)
@@ -371,6 +372,22 @@ def test_attacks_call_the_model_in_inference_mode():
     np.testing.assert_array_equal(a, b)  # dropout off: deterministic
 
 
+# ----------------------------------------------------------------------------- noise baseline
+def test_random_sign_noise_is_eps_times_a_fixed_sign_pattern():
+    x = rand_images(20, seed=30) * 0.5 + 0.25  # inside [0.25, 0.75]: no clipping at eps <= 0.25
+    a = random_sign_noise(x, 0.1, bounds=(0, 1), seed=4).numpy()
+    b = random_sign_noise(x, 0.25, bounds=(0, 1), seed=4).numpy()
+    np.testing.assert_allclose(np.abs(a - x), 0.1, atol=1e-6)
+    np.testing.assert_array_equal(np.sign(a - x), np.sign(b - x))  # same pattern at every eps
+    assert 0.4 < np.mean(a > x) < 0.6
+    c = random_sign_noise(x, 0.1, bounds=(0, 1), seed=5).numpy()
+    assert np.mean(np.sign(c - x) == np.sign(a - x)) < 0.6
+    np.testing.assert_array_equal(random_sign_noise(x, 0.0, bounds=(0, 1)).numpy(), x)
+    clipped = random_sign_noise(x, 0.9, bounds=(0, 1)).numpy()
+    assert clipped.min() == 0.0 and clipped.max() == 1.0
+    assert random_sign_noise(x.astype(np.float64), 0.1, bounds=(0, 1)).dtype == tf.float64
+
+
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     "call, match",
@@ -387,6 +404,9 @@ def test_attacks_call_the_model_in_inference_mode():
         (lambda m, x: fgsm(m, x, 0.1, bounds=(0, 1), loss="cw"),
          r"loss must be one of \['ce', 'margin'\], received 'cw'"),
         (lambda m, x: fgsm_signs(m, x, bounds=(0, 1), loss=None), "loss must be one of"),
+        (lambda m, x: random_sign_noise(x, -1, bounds=(0, 1)), "eps must be a finite number"),
+        (lambda m, x: random_sign_noise(x, 0.1, bounds=(0, 0.5)), "outside bounds"),
+        (lambda m, x: random_sign_noise(x, 0.1, bounds=(0, 1), seed=-2), "seed must be"),
         (lambda m, x: tgsm(m, x, 0.1, bounds=(0, 1), steps=0), "steps"),
         (lambda m, x: tgsm(m, x, 0.1, bounds=(0, 1), y=[0] * 5, y_target=[1] * 5), "received both"),
         (lambda m, x: tgsm(m, x, 0.1, bounds=(0, 1), y_target=[-1] * 5), "y_target must be in"),

@@ -1,19 +1,30 @@
-"""Attacks of Ross & Doshi-Velez (AAAI 2018, §Experiments): FGSM, (iterated) TGSM, pairwise JSMA.
+"""Attacks of Ross & Doshi-Velez (AAAI 2018, §Experiments) and beyond.
+
+The paper's: FGSM, (iterated) TGSM, pairwise JSMA. Beyond the paper: FGSM on the
+Carlini-Wagner margin (``loss="margin"``), L∞ PGD with restarts (Madry et al. 2018) on either
+loss, and the random-sign noise baseline.
 
 All are pure functions ``attack(model, x, ..., *, bounds, ...)`` over a Keras model (called
 with ``training=False``) or any callable returning logits; they accept numpy arrays or tensors
 of any size and float dtype, validate their inputs (``ValueError``/``TypeError`` naming what was
-received) and run their per-chunk work in cached ``tf.function``s.
+received) and run their per-chunk work in cached ``tf.function``s (:mod:`gradreg_tf.gradients`).
 
-    fgsm(model, x, eps, *, bounds, y=None, batch_size=1000)
+    fgsm(model, x, eps, *, bounds, y=None, loss="ce", batch_size=1000)
+    fgsm_signs(model, x, *, bounds, y=None, loss="ce", batch_size=1000)
     tgsm(model, x, eps, *, bounds, y_target=None, y=None, steps=1, batch_size=1000)
+    pgd(model, x, eps, *, bounds, y=None, y_target=None, steps=40, step_size=None, restarts=1,
+        random_start=True, loss="ce", seed=0, batch_size=1000)
     jsma(model, x, *, y_target, bounds, theta=1.0, gamma=0.25, batch_size=100) -> JSMAResult
+    random_sign_noise(x, eps, *, bounds, seed=0)
 """
 
-from gradreg_tf.attacks.gradient_sign import fgsm, predict_labels, tgsm
+from gradreg_tf.attacks.gradient_sign import fgsm, fgsm_signs, predict_labels, tgsm
 from gradreg_tf.attacks.jsma import JSMAResult, jsma
+from gradreg_tf.attacks.noise import random_sign_noise
+from gradreg_tf.attacks.pgd import pgd
 
 # Explicit registry for command-line tools (no string dispatch through getattr).
-ATTACKS = {"fgsm": fgsm, "tgsm": tgsm, "jsma": jsma}
+ATTACKS = {"fgsm": fgsm, "tgsm": tgsm, "jsma": jsma, "pgd": pgd}
 
-__all__ = ["ATTACKS", "JSMAResult", "fgsm", "jsma", "predict_labels", "tgsm"]
+__all__ = ["ATTACKS", "JSMAResult", "fgsm", "fgsm_signs", "jsma", "pgd", "predict_labels",
+           "random_sign_noise", "tgsm"]
