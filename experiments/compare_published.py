@@ -50,11 +50,12 @@ def compare(rows, *, verbose: bool = True):
             summary.append({"dataset": dataset, "attack": attack, "mean_abs_diff": mad,
                             "n_cells": len(common)})
         try:
-            for ours_claim, their_claim in zip(claims.transfer_claims(ours), claims.transfer_claims(theirs)):
+            mine, published_claims = claims.transfer_claims(ours), claims.transfer_claims(theirs)
+            for key, ours_claim in mine.items():
                 claim_rows.append({"dataset": dataset, "claim": ours_claim.name,
-                                   "ours": ours_claim.holds, "published": their_claim.holds,
-                                   "detail": ours_claim.detail})
-        except KeyError as err:  # a partial grid (e.g. fewer models)
+                                   "ours": ours_claim.holds, "published": published_claims[key].holds,
+                                   "margin": ours_claim.margin, "detail": ours_claim.detail})
+        except (KeyError, ValueError) as err:  # a partial grid (e.g. fewer models or attacks)
             print(f"claims skipped for {dataset}: missing cell {err}")
     return summary, claim_rows
 
@@ -64,10 +65,11 @@ def to_markdown(summary, claim_rows, *, label: str = "") -> str:
              "| dataset | attack | mean abs. difference | cells |", "|---|---|---|---|"]
     lines += [f"| {s['dataset']} | {s['attack'].upper()} | {s['mean_abs_diff']:.3f} | {s['n_cells']} |"
               for s in summary]
-    lines += ["", "| dataset | claim | ours | published | our numbers |", "|---|---|---|---|---|"]
+    lines += ["", "| dataset | claim | ours | margin (SE) | published | our numbers |",
+              "|---|---|---|---|---|---|"]
     mark = {True: "holds", False: "**fails**"}
-    lines += [f"| {c['dataset']} | {c['claim']} | {mark[c['ours']]} | {mark[c['published']]} | {c['detail']} |"
-              for c in claim_rows]
+    lines += [f"| {c['dataset']} | {c['claim']} | {mark[c['ours']]} | {c['margin']:+.1f} | "
+              f"{mark[c['published']]} | {c['detail']} |" for c in claim_rows]
     return "\n".join(lines) + "\n"
 
 
@@ -88,7 +90,7 @@ def main(argv=None):
     print("\nclaims (ours / published):")
     for c in claim_rows:
         print(f"  [{'ok' if c['ours'] else 'FAIL':4s}/{'ok' if c['published'] else 'FAIL':4s}] "
-              f"{c['dataset']}: {c['claim']} -- {c['detail']}")
+              f"{c['dataset']}: {c['claim']} (margin {c['margin']:+.1f} SE) -- {c['detail']}")
     if args.markdown:
         pathlib.Path(args.markdown).write_text(to_markdown(summary, claim_rows, label=args.label))
     return summary, claim_rows

@@ -94,10 +94,10 @@ def paper_claims(rows, dataset: str) -> list[dict]:
     try:
         ours = claims.transfer_claims(rows)
         theirs = claims.transfer_claims(published.load_transfer(dataset=dataset))
-    except KeyError:  # a partial grid (custom --epsilons)
+    except (KeyError, ValueError):  # a partial grid (custom --epsilons)
         return []
-    return [{"claim": a.name, "ours": a.holds, "published": b.holds, "detail": a.detail}
-            for a, b in zip(ours, theirs)]
+    return [{"claim": a.name, "key": key, "ours": a.holds, "margin_se": round(a.margin, 2),
+             "published": theirs[key].holds, "detail": a.detail} for key, a in ours.items()]
 
 
 def main(argv=None, *, default_dataset: str = "mnist"):
