@@ -1,0 +1,23 @@
+"""The human-subject study of Ross & Doshi-Velez (AAAI 2018): stimuli, server, storage, analysis.
+
+The paper reports that people rated adversarial examples made against gradient-regularized
+models as showing the target class more often; this subpackage makes such a study runnable:
+
+    stimuli      make_study(): adversarial examples per condition (model) -> a study folder
+    design       Protocol, assign(): Latin-square assignment of items and conditions
+    storage      Store: SQLite (WAL) participants, stimuli, assignments, responses; CSV export
+    server       create_app(), serve(): Flask app served by waitress (needs the `study` extra)
+    analysis     analyze(): shares with Wilson intervals, Fisher/chi-squared tests with Holm,
+                 the participant-level primary contrast (permutation test, bootstrap)
+    simulation   simulated participants, toy studies, load test, rejection-rate measurement
+    browser      headless-Chromium sessions and screenshots (Selenium; needs the `study` extra)
+
+The command line is ``experiments/human_study.py`` (make-stimuli, serve, export, analyze).
+"""
+
+from gradreg_tf.study.design import Protocol
+from gradreg_tf.study.stimuli import Attack, AttackSettings, Study, load_study, make_study
+from gradreg_tf.study.storage import CANT_TELL, Store
+
+__all__ = ["CANT_TELL", "Attack", "AttackSettings", "Protocol", "Store", "Study", "load_study",
+           "make_study"]
