@@ -142,6 +142,22 @@ def versions() -> dict:
             "keras": keras.__version__, "numpy": np.__version__}
 
 
+def _write_weights(model, path: pathlib.Path) -> None:
+    """``model.network.save_weights`` to a temporary ``.weights.h5`` name, renamed into place."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".weights.h5", dir=path.parent)
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+        model.network.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _read_sidecar(model_file: pathlib.Path) -> dict:
     return json.loads(model_file.with_suffix(".json").read_text())
 
@@ -196,7 +212,7 @@ def export(dataset_obj, model: str, *, seed: int = 0, cache_dir=None, root=None)
     trained = keras.models.load_model(found)
     path = weights_path(dataset_obj.name, model, root=root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _cache.atomic_write(path, trained.network.save_weights)
+    _write_weights(trained, path)
     curves = path.with_name(f"{model}.curves.csv")
     _cache.atomic_write(curves, lambda tmp: pathlib.Path(tmp).write_bytes(
         found.with_suffix(".curves.csv").read_bytes()))
