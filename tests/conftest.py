@@ -10,6 +10,7 @@ import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+BUNDLED_DATA = REPO / "gradreg_tf" / "data" / "bundled"
 
 
 def pytest_addoption(parser):
@@ -34,8 +35,11 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def data_dir() -> pathlib.Path:
-    """The real shared data: $GRADREG_DATA_DIR (CI sets it) else ../shared/data next to the repo."""
-    path = pathlib.Path(os.environ.get("GRADREG_DATA_DIR", SHARED_DATA))
-    if not path.is_dir():
-        pytest.fail(f"real data directory {path} not found; set GRADREG_DATA_DIR")
-    return path
+    """Real data: $GRADREG_DATA_DIR (CI sets it), else ../shared/data next to the repo, else the
+    MNIST and notMNIST_small copies bundled with the package (same layout: mnist/, notmnist/)."""
+    if os.environ.get("GRADREG_DATA_DIR"):
+        path = pathlib.Path(os.environ["GRADREG_DATA_DIR"])
+        if not path.is_dir():
+            pytest.fail(f"GRADREG_DATA_DIR={path} is not a directory")
+        return path
+    return SHARED_DATA if SHARED_DATA.is_dir() else BUNDLED_DATA

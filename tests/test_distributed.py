@@ -40,6 +40,15 @@ def _child_env(**extra):
     return env
 
 
+def _on_cpu(fn, *args):
+    """Runs the one-device reference on the CPU, the device the children are pinned to
+    (on a GPU host the default device would be a GPU with TF32 matmuls)."""
+    import tensorflow as tf
+
+    with tf.device("/CPU:0"):
+        return fn(*args)
+
+
 class ChildError(RuntimeError):
     """A child process failed or timed out (the message holds the tails of their stderr)."""
 
@@ -102,7 +111,8 @@ def test_two_replicas_match_one_device_over_two_epochs(tmp_path, case):
     """
     try:
         results = _run_children(tmp_path, [("mirrored", ["mirrored", case, "mirrored.npz"],
-                                             _child_env())], meanwhile=lambda: child.train(case))
+                                             _child_env())],
+                                meanwhile=lambda: _on_cpu(child.train, case))
     except ChildError as e:
         pytest.fail(str(e))
     single, mirrored, w_mirrored = results["meanwhile"], *results["mirrored"]
@@ -141,7 +151,8 @@ def test_two_workers_end_with_identical_weights(tmp_path):
                                                    "task": {"type": "worker", "index": i}})))
                  for i in range(2)]
         try:
-            results = _run_children(tmp_path, specs, meanwhile=lambda: child.train("multiworker"))
+            results = _run_children(tmp_path, specs,
+                                    meanwhile=lambda: _on_cpu(child.train, "multiworker"))
             break
         except ChildError as e:
             port_clash = "address already in use" in str(e).lower() or "bind" in str(e).lower()
