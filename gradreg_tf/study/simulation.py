@@ -189,7 +189,8 @@ class HttpClient:
 def run_participant(client, model: ResponseModel, stimuli_by_public_id: Mapping[str, Mapping],
                     rng: np.random.Generator, *, n_classes: int, retry_share: float = 0.0,
                     fetch_images: bool = False, stop_after: int | None = None,
-                    participant: str | None = None) -> tuple[str, list[tuple[str, int]]]:
+                    participant: str | None = None,
+                    record: list | None = None) -> tuple[str, list[tuple[str, int]]]:
     """Consents (or resumes ``participant``) and answers trials until the study ends.
 
     Args:
@@ -203,6 +204,8 @@ def run_participant(client, model: ResponseModel, stimuli_by_public_id: Mapping[
         fetch_images: also download each trial's image, as a browser does.
         stop_after: stop after this many answers (a participant who leaves).
         participant: resume this participant instead of registering a new one.
+        record: if given, ``(participant, stimulus, choice)`` is appended as soon as the
+            server acknowledges an answer (kept when a later request fails).
 
     Returns:
         ``(participant id, [(public stimulus id, choice)])`` of the answers acknowledged.
@@ -232,6 +235,8 @@ def run_participant(client, model: ResponseModel, stimuli_by_public_id: Mapping[
         status, reply = client.request("POST", "/api/answers", payload)
         if status != 201:
             raise SimulationError(f"answer {payload} returned {status}: {reply}")
+        if record is not None:
+            record.append((pid, trial["stimulus"], choice))
         if rng.random() < retry_share:
             again, reply = client.request("POST", "/api/answers", payload)
             if again != 200 or reply.get("status") != "duplicate":

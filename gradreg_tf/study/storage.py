@@ -143,6 +143,7 @@ class Store:
         self.synchronous = synchronous
         self._n_classes = None
         self._local = threading.local()
+        self._write_lock = threading.Lock()
 
     # -- connections -----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -167,7 +168,9 @@ class Store:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn:
+        """One write transaction; this process's writers queue on a lock (SQLite's own lock,
+        with ``timeout``, still orders writers of other processes)."""
+        with self._write_lock, self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
