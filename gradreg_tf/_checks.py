@@ -18,8 +18,14 @@ def as_bounds(bounds) -> Bounds:
     """Returns ``bounds`` as a :class:`Bounds`, checking ``lower < upper``.
 
     Raises:
-        ValueError: if ``bounds`` is not a pair of finite numbers with lower < upper.
+        ValueError: if ``bounds`` is not a pair of finite numbers with lower < upper (a
+            string such as ``"01"`` is refused, not read character by character).
     """
+    if isinstance(bounds, (str, bytes, dict, set, frozenset)):
+        raise ValueError(
+            f"bounds must be a pair (lower, upper) of numbers, received {bounds!r} "
+            f"({type(bounds).__name__})."
+        )
     try:
         lower, upper = (float(b) for b in bounds)
     except (TypeError, ValueError):
@@ -111,12 +117,130 @@ def check_labels(y, *, n_classes: int, n_examples: int | None = None, name: str 
     return arr
 
 
+def check_soft_labels(y, *, n_classes: int, n_examples: int | None = None,
+                      name: str = "y") -> np.ndarray:
+    """Checks target probabilities (soft labels, e.g. a distillation teacher's).
+
+    Returns:
+        ``y`` as a floating numpy array of shape ``(n_examples, n_classes)``.
+
+    Raises:
+        ValueError: on a wrong shape, non-finite or negative entries, or rows that do not
+            sum to 1 (within 1e-3).
+    """
+    arr = np.asarray(y)
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64) if np.issubdtype(arr.dtype, np.number) else arr
+    if arr.ndim != 2 or arr.shape[1] != n_classes or not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(
+            f"{name} must be probabilities of shape (batch, {n_classes}), received "
+            f"{arr.dtype} of shape {arr.shape}."
+        )
+    if n_examples is not None and len(arr) != n_examples:
+        raise ValueError(f"{name} has {len(arr)} rows but the batch has {n_examples} examples.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains {int(np.sum(~np.isfinite(arr)))} NaN or infinite "
+                         "values; soft labels must be probabilities.")
+    sums = arr.sum(axis=1)
+    if np.any(arr < 0) or not np.allclose(sums, 1, atol=1e-3):
+        raise ValueError(
+            f"{name} must hold probability rows (entries >= 0 summing to 1), received entries "
+            f"in [{arr.min():.6g}, {arr.max():.6g}] and row sums in [{sums.min():.6g}, "
+            f"{sums.max():.6g}]."
+        )
+    return arr
+
+
+def check_temperature(temperature, *, name: str = "temperature") -> float:
+    """Checks a softmax temperature: a finite number > 0.
+
+    Raises:
+        ValueError: if ``temperature`` is not a finite number > 0.
+    """
+    try:
+        value = float(temperature)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number > 0, received {temperature!r}.") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, received {temperature!r}.")
+    return value
+
+
+def check_logits(values, *, name: str = "the model's output") -> int:
+    """Checks one batch of a model's outputs: logits of shape ``(batch, K)`` with K >= 2.
+
+    A batch whose every row lies in [0, 1] and sums to 1 is taken for probabilities (a
+    network ending in softmax): the attacks and penalties differentiate the softmax
+    cross-entropy of logits, which on probabilities is a different, much flatter function.
+
+    Returns:
+        The number of classes K.
+
+    Raises:
+        ValueError: on a wrong rank, fewer than 2 classes, or probability rows.
+    """
+    arr = np.asarray(values)
+    if arr.ndim != 2 or arr.shape[-1] < 2:
+        raise ValueError(
+            f"{name} must be logits of shape (batch, classes) with at least 2 classes, "
+            f"received shape {arr.shape}."
+        )
+    rows = arr.astype(np.float64)
+    if (np.all(np.isfinite(rows)) and rows.min() >= 0 and rows.max() <= 1
+            and np.allclose(rows.sum(axis=1), 1, atol=1e-5)):
+        raise ValueError(
+            f"{name} looks like probabilities (every row in [0, 1] summing to 1), not logits: "
+            "remove the final softmax from the network."
+        )
+    return int(arr.shape[-1])
+
+
+def check_logits_model(model, x=None) -> int | None:
+    """Checks that ``model`` returns logits of at least 2 classes.
+
+    Uses the model's static output shape when it has one; with ``x``, also runs the model
+    on up to 4 of its examples (inference mode) and checks the values with
+    :func:`check_logits`. A model with a single output logit would make FGSM/TGSM return
+    their input unchanged and the JSMA report success for every example.
+
+    Args:
+        model: a Keras model or any callable ``x -> logits``.
+        x: optional input batch to run the model on.
+
+    Returns:
+        The number of classes, or ``None`` if neither the static shape nor ``x`` tells it.
+
+    Raises:
+        ValueError: if the output is not ``(batch, K)`` with K >= 2, or is probabilities.
+    """
+    shape = None
+    try:
+        shape = tuple(model.outputs[0].shape)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        shape = None
+    if shape is not None and (len(shape) != 2 or (shape[-1] is not None and shape[-1] < 2)):
+        raise ValueError(
+            "the model must return logits of shape (batch, classes) with at least 2 classes, "
+            f"received output shape {shape}."
+        )
+    if x is None:
+        return None if shape is None or shape[-1] is None else int(shape[-1])
+    import keras
+    import tensorflow as tf
+
+    batch = tf.convert_to_tensor(np.asarray(x)[:4])
+    out = model(batch, training=False) if isinstance(model, keras.layers.Layer) else model(batch)
+    return check_logits(np.asarray(out))
+
+
 def check_eps(eps, *, name: str = "eps") -> float:
     """Checks a perturbation size: a finite number >= 0.
 
     Raises:
         ValueError: if ``eps`` is negative, NaN or infinite.
     """
+    if isinstance(eps, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a number >= 0, received {eps!r}.")
     try:
         value = float(eps)
     except (TypeError, ValueError):

@@ -13,18 +13,44 @@ the batch **mean**, so the penalty is ``(1/(2B²)) Σ_n ||∇_x CE_n||²``; with
 λ = 56234.13 is an effective 109.8 on the per-example mean squared norm). The L1 option
 uses ``Σ |t|`` of the same gradient. All values here are at λ = 1.
 
+λ is limited to :data:`MAX_PENALTY_WEIGHT` (1e9, 10^4 times the paper's largest, 10^5): far
+larger weights only overflow float32 (``λ · penalty`` = inf and NaN weights).
+
 Under ``tf.distribute`` the mean is over the **global** batch (see
 :func:`global_batch_size`), so the per-replica terms sum to the single-device value.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from gradreg_tf import _checks
 
 PENALTIES = ("double_backprop", "certainty")
 NORMS = ("l2", "l1")
+MAX_PENALTY_WEIGHT = 1e9
+"""Largest accepted λ: 10^4 times the paper's largest (the double-backprop sweep's 10^5)."""
+
+
+def check_penalty_weight(value, *, name: str = "penalty_weight") -> float:
+    """Checks λ: a finite number in ``[0, MAX_PENALTY_WEIGHT]``.
+
+    Raises:
+        ValueError: if ``value`` is negative, not finite or above :data:`MAX_PENALTY_WEIGHT`.
+    """
+    weight = _checks.check_eps(value, name=name)
+    if weight > MAX_PENALTY_WEIGHT:
+        raise ValueError(
+            f"{name} must be at most {MAX_PENALTY_WEIGHT:g} (the paper's largest λ is 1e+05), "
+            f"received {value!r}."
+        )
+    return weight
+
+
+def _check_temperature(temperature) -> None:
+    if not tf.is_tensor(temperature):  # a tensor (traced code) cannot be checked in Python
+        _checks.check_temperature(temperature)
 
 
 def cross_entropy(logits, y, *, temperature: float = 1.0) -> tf.Tensor:
@@ -38,7 +64,11 @@ def cross_entropy(logits, y, *, temperature: float = 1.0) -> tf.Tensor:
 
     Returns:
         ``(B,)`` tensor of cross-entropies (natural log).
+
+    Raises:
+        ValueError: if ``temperature`` is a number that is not finite and > 0.
     """
+    _check_temperature(temperature)
     scaled = logits / tf.cast(temperature, logits.dtype)
     if y.shape.rank == 1:
         return tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -48,7 +78,12 @@ def cross_entropy(logits, y, *, temperature: float = 1.0) -> tf.Tensor:
 
 
 def uniform_cross_entropy(logits, *, temperature: float = 1.0) -> tf.Tensor:
-    """Per-example cross-entropy against the uniform distribution 1/K (certainty sensitivity)."""
+    """Per-example cross-entropy against the uniform distribution 1/K (certainty sensitivity).
+
+    Raises:
+        ValueError: if ``temperature`` is a number that is not finite and > 0.
+    """
+    _check_temperature(temperature)
     scaled = logits / tf.cast(temperature, logits.dtype)
     return -tf.reduce_mean(tf.nn.log_softmax(scaled, axis=-1), axis=-1)
 
@@ -80,8 +115,10 @@ def global_batch_size(local_batch_size) -> tf.Tensor:
 def _penalty(model, x, y, *, kind: str, norm: str, training: bool, temperature: float):
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, received {norm!r}.")
+    _checks.check_temperature(temperature)
     x = _checks.check_images(x, rank=range(2, 6))
     x = tf.convert_to_tensor(x)
+    y = None if y is None else tf.convert_to_tensor(y)
     with tf.GradientTape() as tape:
         tape.watch(x)
         logits = model(x, training=training)
@@ -113,15 +150,18 @@ def double_backprop(model, x, y, *, norm: str = "l2", training: bool = False,
         Scalar tensor.
 
     Raises:
-        ValueError: on a bad ``norm``, non-finite ``x``, or labels out of range.
-        TypeError: on an integer ``x``.
+        ValueError: on a bad ``norm`` or ``temperature``, non-finite ``x``, labels out of
+            range, or soft labels that are not probability rows.
+        TypeError: on an integer ``x`` or non-integer labels.
     """
-    y_arr = tf.convert_to_tensor(y)
-    if y_arr.shape.rank == 1:
-        n_classes = int(model(tf.convert_to_tensor(x)[:1]).shape[-1])
-        y_arr = tf.convert_to_tensor(
-            _checks.check_labels(y_arr.numpy(), n_classes=n_classes, n_examples=len(x))
-        )
+    _checks.check_temperature(temperature)
+    x = _checks.check_images(x, rank=range(2, 6))
+    y_arr = np.asarray(y)
+    n_classes = int(model(tf.convert_to_tensor(x[:1])).shape[-1])
+    if y_arr.ndim == 2 and y_arr.shape[1] != 1:
+        y_arr = _checks.check_soft_labels(y_arr, n_classes=n_classes, n_examples=len(x))
+    else:
+        y_arr = _checks.check_labels(y_arr, n_classes=n_classes, n_examples=len(x))
     return _penalty(model, x, y_arr, kind="double_backprop", norm=norm, training=training,
                     temperature=temperature)
 
@@ -145,7 +185,7 @@ def certainty_sensitivity(model, x, *, norm: str = "l2", training: bool = False,
         Scalar tensor.
 
     Raises:
-        ValueError: on a bad ``norm`` or non-finite ``x``.
+        ValueError: on a bad ``norm`` or ``temperature``, or non-finite ``x``.
         TypeError: on an integer ``x``.
     """
     return _penalty(model, x, None, kind="certainty", norm=norm, training=training,

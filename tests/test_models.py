@@ -261,3 +261,242 @@ def test_two_replicas_match_one_device(penalty, adv):
     np.testing.assert_allclose(result["loss_mirrored"], result["loss_single"], rtol=1e-5)
     np.testing.assert_allclose(result["penalty_mirrored"], result["penalty_single"], rtol=1e-5)
     assert result["max_weight_diff"] < 1e-5
+
+
+# ---------------------------------------------------------------- silent traps (one rule each)
+def _compiled(net=None, **kwargs):
+    model = GradRegClassifier(net if net is not None else _tiny_net(), **kwargs)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    return model
+
+
+def test_integer_images_are_rejected_on_every_input_path():
+    """uint8 batches from tf.data were cast to float without scaling (trained on 0-255)."""
+    x, y = _blobs(32)
+    xi = (x * 255).astype("uint8")
+    model = _compiled()
+    with pytest.raises(TypeError, match="floating dtype"):
+        model.fit(xi, y, verbose=0)
+    ds = tf.data.Dataset.from_tensor_slices((xi, y)).batch(16)
+    with pytest.raises(TypeError, match=r"floating dtype.*uint8"):
+        model.fit(ds, verbose=0)
+    with pytest.raises(TypeError, match=r"floating dtype.*uint8"):
+        model.evaluate(ds, verbose=0)
+    with pytest.raises(TypeError, match=r"floating dtype.*uint8"):
+        model.train_on_batch(xi[:16], y[:16])
+
+
+@pytest.mark.parametrize("attr,value", [
+    ("penalty_weight", 100.0), ("temperature", 2.0), ("adversarial_eps", 0.1),
+    ("penalty", "certainty"), ("norm", "l1"), ("bounds", (0.0, 1.0)),
+    ("adversarial_penalty", True), ("network", None)])
+def test_hyperparameters_cannot_be_changed_after_construction(attr, value):
+    """The step captures them as constants: a later assignment was silently ignored."""
+    x, y = _blobs(32)
+    model = _compiled(penalty="double_backprop", penalty_weight=1.0)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    before = getattr(model, attr)
+    with pytest.raises(AttributeError, match=rf"{attr}.*replace\("):
+        setattr(model, attr, value)
+    assert getattr(model, attr) == before
+
+
+def test_replace_builds_a_model_with_new_hyperparameters_on_the_same_network():
+    x, y = _blobs(64)
+    model = _compiled(penalty="double_backprop", penalty_weight=1.0)
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    other = model.replace(penalty_weight=1e4)
+    assert other.network is model.network and other.penalty == "double_backprop"
+    assert other.penalty_weight == 1e4 and model.penalty_weight == 1.0
+    with pytest.raises(TypeError, match="learning_rate"):
+        model.replace(learning_rate=1.0)
+    other.compile(optimizer=keras.optimizers.SGD(0.0))
+    hist = other.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    # the new λ reaches the loss: loss = CE + 1e4 * penalty
+    np.testing.assert_allclose(hist.history["loss"][0], hist.history["cross_entropy"][0]
+                               + 1e4 * hist.history["penalty"][0], rtol=1e-4)
+
+
+def test_keras_hook_guard_fails_loudly_when_keras_changes(monkeypatch):
+    """The multi-worker fix overrides Keras' private _maybe_symbolic_build; a rename must not
+    turn it into dead code silently."""
+    from gradreg_tf.models import gradreg
+
+    gradreg.check_keras_hooks()  # this Keras has the hook
+    owner = next(c for c in keras.Model.__mro__ if "_maybe_symbolic_build" in vars(c))
+    original = vars(owner)["_maybe_symbolic_build"]
+    monkeypatch.delattr(owner, "_maybe_symbolic_build")
+    with pytest.raises(ImportError, match=rf"_maybe_symbolic_build.*keras {keras.__version__}"):
+        gradreg.check_keras_hooks()
+    monkeypatch.setattr(owner, "_maybe_symbolic_build", lambda self, batch: None, raising=False)
+    with pytest.raises(ImportError, match="signature"):
+        gradreg.check_keras_hooks()
+    monkeypatch.setattr(owner, "_maybe_symbolic_build", original)
+    gradreg.check_keras_hooks()
+    with pytest.raises(RuntimeError, match="_distribute_strategy.*update the override"):
+        gradreg.check_trainer_attributes(keras.layers.Dense(2))
+
+
+def test_fit_goes_through_the_overridden_keras_hook(monkeypatch):
+    x, y = _blobs(32)
+    calls = []
+    original = GradRegClassifier._maybe_symbolic_build
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GradRegClassifier, "_maybe_symbolic_build", spy)
+    _compiled().fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert calls, "keras.Model.fit no longer calls _maybe_symbolic_build"
+
+
+def _original_lcn(x, per_image):
+    """The layer's formula without any guard (tf.sqrt of the blurred squares)."""
+    kernel = tf.constant(gaussian_kernel())
+    blur = lambda t: tf.nn.conv2d(t, kernel, strides=1, padding="SAME")  # noqa: E731
+    centered = x - blur(x)
+    denom = tf.sqrt(blur(tf.square(centered)))
+    axis = [1, 2, 3] if per_image else None
+    mean = tf.reduce_mean(denom, axis=axis, keepdims=per_image)
+    return centered / tf.maximum(tf.maximum(mean, denom), 1e-4)
+
+
+def _lcn_inputs():
+    rng = np.random.default_rng(1)
+    noisy = rng.normal(size=(2, 12, 12, 1)).astype("float32")
+    patchy = noisy.copy()
+    patchy[:, 2:11, 2:11] = 0.25  # a flat 9x9 patch inside a textured image
+    flat = np.full((2, 12, 12, 1), 0.3, "float32")
+    return {"noisy": noisy, "patchy": patchy, "flat": flat, "zeros": np.zeros_like(flat)}
+
+
+@pytest.mark.parametrize("layer_cls",
+                         [LocalContrastNormalization, PerImageLocalContrastNormalization])
+@pytest.mark.parametrize("kind", ["noisy", "patchy", "flat", "zeros"])
+def test_lcn_forward_unchanged_and_double_backprop_finite(layer_cls, kind):
+    """tf.sqrt at 0 has an infinite derivative: flat neighbourhoods gave NaN gradients (and the
+    SVHN network differentiates through the layer twice)."""
+    x = tf.constant(_lcn_inputs()[kind])
+    layer = layer_cls()
+    np.testing.assert_array_equal(layer(x).numpy(), _original_lcn(x, layer_cls.per_image).numpy())
+    w = tf.constant(np.random.default_rng(2).normal(size=x.shape).astype("float32"))
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            out = tf.reduce_sum(layer(x) * w)
+        grad = inner.gradient(out, x)
+        penalty = tf.reduce_sum(tf.square(grad))
+    second = outer.gradient(penalty, x)
+    assert np.all(np.isfinite(grad.numpy())) and np.all(np.isfinite(second.numpy()))
+
+
+def test_svhn_network_trains_with_double_backprop_on_flat_images():
+    model = _compiled(svhn_cnn(), penalty="double_backprop", penalty_weight=10.0)
+    x = np.full((4, 32, 32, 1), 0.5, "float32")
+    x[2:] = np.random.default_rng(0).normal(size=(2, 32, 32, 1))
+    model.fit(x, np.array([0, 1, 2, 3]), batch_size=4, epochs=1, verbose=0)
+    assert all(np.all(np.isfinite(w)) for w in model.network.get_weights())
+
+
+def test_mixed_precision_policy_is_rejected():
+    """float16 cannot hold the penalty at the paper's λ (56234 is near float16's maximum)."""
+    try:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        net = _tiny_net()
+        with pytest.raises(ValueError, match=r"mixed_float16.*float32"):
+            GradRegClassifier(net)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    half = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(3, dtype="mixed_bfloat16")])
+    with pytest.raises(ValueError, match="mixed_bfloat16"):
+        GradRegClassifier(half)
+
+
+def test_sample_weights_are_refused_by_fit_and_evaluate():
+    x, y = _blobs(32)
+    model = _compiled()
+    weights = np.ones(32, "float32")
+    with pytest.raises(ValueError, match="sample weights"):
+        model.fit(x, y, sample_weight=weights, verbose=0)
+    with pytest.raises(ValueError, match="sample weights"):
+        model.evaluate(x, y, sample_weight=weights, verbose=0)
+    ds = tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(16)
+    with pytest.raises(ValueError, match="sample weights"):
+        model.evaluate(ds, verbose=0)
+
+
+class SoftmaxInside(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.flat, self.dense = keras.layers.Flatten(), keras.layers.Dense(3)
+
+    def call(self, x, training=False):
+        return tf.nn.softmax(self.dense(self.flat(x)))
+
+
+class SubNet(keras.Model):
+    def __init__(self, n_classes=3):
+        super().__init__()
+        self.flat, self.dense = keras.layers.Flatten(), keras.layers.Dense(n_classes)
+
+    def call(self, x, training=False):
+        return self.dense(self.flat(x))
+
+
+def test_network_returning_probabilities_is_refused():
+    soft_dense = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                   keras.layers.Dense(3, activation="softmax")])
+    with pytest.raises(ValueError, match="softmax"):
+        GradRegClassifier(soft_dense)
+    soft_layer = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                   keras.layers.Dense(3), keras.layers.Softmax()])
+    with pytest.raises(ValueError, match="softmax"):
+        GradRegClassifier(soft_layer)
+    x, y = _blobs(32)
+    for data in ((x, y), (tf.data.Dataset.from_tensor_slices((x, y)).batch(16),)):
+        model = _compiled(SoftmaxInside())
+        with pytest.raises(ValueError, match="probabilities"):
+            model.fit(*data, verbose=0)
+
+
+def test_subclassed_network_fits_from_numpy_and_is_checked():
+    x, y = _blobs(32)
+    model = _compiled(SubNet())
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"\[0, 2\], received labels in \[5, 7\]"):
+        model.fit(x, y + 5, verbose=0)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        _compiled(SubNet(1)).fit(x, np.zeros(32, int), verbose=0)
+
+
+def test_single_logit_network_is_refused():
+    net = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match=r"at least 2 classes.*\(None, 1\)"):
+        GradRegClassifier(net)
+
+
+def test_non_finite_loss_stops_fit_on_every_input_path():
+    """One NaN pixel from tf.data made every weight NaN and fit returned normally."""
+    from gradreg_tf.models import NonFiniteLossError
+
+    x, y = _blobs(32)
+    bad = x.copy()
+    bad[3, 1, 1, 0] = np.nan
+    model = _compiled()
+    ds = tf.data.Dataset.from_tensor_slices((bad, y)).batch(16)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss.*batch 1"):
+        model.fit(ds, verbose=0)
+    huge = _compiled(penalty="double_backprop", penalty_weight=1e9)
+    huge.network.layers[-1].kernel.assign(huge.network.layers[-1].kernel * 1e30)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss"):
+        huge.fit(x, y, batch_size=16, epochs=1, verbose=0)
+
+
+def test_penalty_weight_and_bounds_are_validated():
+    with pytest.raises(ValueError, match=r"penalty_weight.*1e\+09.*received 1e\+38"):
+        GradRegClassifier(_tiny_net(), penalty="double_backprop", penalty_weight=1e38)
+    with pytest.raises(ValueError, match="bounds.*'01'"):
+        GradRegClassifier(_tiny_net(), adversarial_eps=0.1, bounds="01")

@@ -93,3 +93,49 @@ def test_bad_inputs_raise():
         penalties.certainty_sensitivity(model, bad)
     with pytest.raises(TypeError, match="floating"):
         penalties.certainty_sensitivity(model, (x * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_temperature_raises(temperature):
+    """temperature=0 gave NaN and a negative temperature was accepted."""
+    model, w, b, x, y = _linear()
+    message = rf"temperature must be a finite number > 0, received {temperature}"
+    with pytest.raises(ValueError, match=message):
+        penalties.double_backprop(model, x, y, temperature=temperature)
+    with pytest.raises(ValueError, match="temperature"):
+        penalties.certainty_sensitivity(model, x, temperature=temperature)
+    logits = tf.constant(np.ones((2, K)))
+    with pytest.raises(ValueError, match="temperature"):
+        penalties.cross_entropy(logits, tf.constant([0, 1]), temperature=temperature)
+    with pytest.raises(ValueError, match="temperature"):
+        penalties.uniform_cross_entropy(logits, temperature=temperature)
+
+
+def test_soft_labels_must_be_probability_rows():
+    """Soft labels summing to 3 or holding NaN were accepted."""
+    model, w, b, x, y = _linear()
+    soft = np.full((B, K), 1.0 / K)
+    np.testing.assert_allclose(penalties.double_backprop(model, x, soft).numpy(),
+                               penalties.double_backprop(model, x, tf.constant(soft)).numpy())
+    with pytest.raises(ValueError, match=r"row sums in \[3, 3\]"):
+        penalties.double_backprop(model, x, soft * 3)
+    nan = soft.copy()
+    nan[1, 1] = np.nan
+    with pytest.raises(ValueError, match="1 NaN"):
+        penalties.double_backprop(model, x, nan)
+    negative = soft.copy()
+    negative[0] = [1.5, -0.5, 0.0]
+    with pytest.raises(ValueError, match=r"entries in \[-0.5"):
+        penalties.double_backprop(model, x, negative)
+    with pytest.raises(ValueError, match=rf"shape \(batch, {K}\).*\({B}, 2\)"):
+        penalties.double_backprop(model, x, soft[:, :2])
+    with pytest.raises(ValueError, match=f"2 rows but the batch has {B}"):
+        penalties.double_backprop(model, x, soft[:2])
+
+
+def test_penalty_weight_limit():
+    assert penalties.check_penalty_weight(10**5) == 1e5
+    with pytest.raises(ValueError, match=r"at most 1e\+09.*received 1e\+38"):
+        penalties.check_penalty_weight(1e38)
+    with pytest.raises(ValueError, match="finite"):
+        penalties.check_penalty_weight(float("nan"))

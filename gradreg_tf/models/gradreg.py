@@ -21,9 +21,21 @@ Objective (Ross & Doshi-Velez 2018, §3; the original ``neural_network.py`` and
 
 Under ``tf.distribute`` every mean is over the global batch, so the per-replica losses
 sum to the single-device loss and Keras' summed gradients equal the single-device ones.
+
+Input rules, the same for numpy arrays and ``tf.data`` (checked before or while the step
+is traced, never by casting): images must be floating point (integer images are refused,
+not cast to 0-255 floats), sample and class weights are refused, the network must return
+logits of at least 2 classes (a final softmax is refused), and ``fit`` stops with
+:class:`NonFiniteLossError` at the first batch whose loss or penalty is NaN or infinite.
+The hyper-parameters are read as constants when the step is traced, so they cannot be
+changed after construction; :meth:`GradRegClassifier.replace` builds a new model instead.
+Mixed and half precision are refused (the second derivatives and λ up to 1e5 need float32).
 """
 
 from __future__ import annotations
+
+import inspect
+import math
 
 import keras
 import numpy as np
@@ -31,6 +43,146 @@ import tensorflow as tf
 
 from gradreg_tf import _checks
 from gradreg_tf import penalties as P
+
+HYPERPARAMETERS = ("network", "penalty", "penalty_weight", "norm", "temperature",
+                   "adversarial_eps", "bounds", "adversarial_penalty")
+"""Constructor arguments fixed for a model's lifetime (see :meth:`GradRegClassifier.replace`)."""
+
+_HOOK = "_maybe_symbolic_build"
+_HOOK_PARAMETERS = ["self", "iterator", "data_batch"]
+_TRAINER_ATTRIBUTES = ("_distribute_strategy", "_compile_loss", "_compile_metrics")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss or penalty (non-finite input, or λ too large)."""
+
+
+def check_keras_hooks() -> None:
+    """Checks that Keras still has the private start-up hook the classifier overrides.
+
+    ``GradRegClassifier._maybe_symbolic_build`` replaces Keras' TensorFlow-trainer hook of
+    that name to make multi-worker ``fit`` work (see the method). If Keras renamed the
+    hook or changed its arguments, the override would be dead code and multi-worker
+    training would break without a word; this check turns that into an import error.
+
+    Raises:
+        ImportError: naming the installed Keras version, if the hook or the private
+            methods the override calls are missing or have another signature.
+    """
+    hook = getattr(keras.Model, _HOOK, None)
+    where = f"keras {keras.__version__} (gradreg_tf was written against keras 3.x, tested 3.15)"
+    if not callable(hook):
+        raise ImportError(
+            f"keras.Model.{_HOOK} is missing in {where}: GradRegClassifier overrides this "
+            "private hook to make multi-worker fit work. Install a Keras version that has it "
+            "or update GradRegClassifier._maybe_symbolic_build."
+        )
+    params = list(inspect.signature(hook).parameters)
+    if params != _HOOK_PARAMETERS:
+        raise ImportError(
+            f"keras.Model.{_HOOK} has the signature {params} in {where}, expected "
+            f"{_HOOK_PARAMETERS}: update GradRegClassifier._maybe_symbolic_build."
+        )
+    for name in ("_symbolic_build", "_post_build", "_flatten_layers"):
+        if not callable(getattr(keras.Model, name, None)):
+            raise ImportError(f"keras.Model.{name} (used by GradRegClassifier.{_HOOK}) is "
+                              f"missing in {where}.")
+
+
+def check_trainer_attributes(model) -> None:
+    """Checks that a Keras model has the private trainer attributes the hook reads.
+
+    Raises:
+        RuntimeError: naming the missing attribute and the Keras version.
+    """
+    for name in _TRAINER_ATTRIBUTES:
+        if not hasattr(model, name):
+            raise RuntimeError(
+                f"{type(model).__name__} has no attribute {name!r} in keras "
+                f"{keras.__version__}: GradRegClassifier.{_HOOK} reads it; update the override."
+            )
+
+
+check_keras_hooks()
+
+
+def _sublayers(layer):
+    """``layer`` and every layer nested in it (through the public ``layers`` lists)."""
+    yield layer
+    for sub in getattr(layer, "layers", None) or ():
+        yield from _sublayers(sub)
+
+
+def _check_precision(model, network) -> None:
+    for layer in (model, *_sublayers(network)):
+        policy = layer.dtype_policy
+        if policy.compute_dtype != policy.variable_dtype or policy.compute_dtype in (
+                "float16", "bfloat16"):
+            raise ValueError(
+                f"GradRegClassifier needs float32 (or float64) computation, received dtype "
+                f"policy {policy.name!r} on {layer.name!r}: mixed and half precision are not "
+                "supported (the penalty's second derivatives and λ up to 1e5 overflow float16, "
+                "whose maximum is 65504). Build the network under "
+                "keras.mixed_precision.set_global_policy('float32')."
+            )
+
+
+def _static_input_shape(network):
+    try:
+        return tuple(network.inputs[0].shape)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _ends_in_softmax(network) -> bool:
+    if _static_input_shape(network) is None:  # subclassed: layer order says nothing
+        return False
+    layers = getattr(network, "layers", None) or ()
+    if not layers:
+        return False
+    last = layers[-1]
+    if isinstance(last, keras.Model):
+        return _ends_in_softmax(last)
+    activation = getattr(last, "activation", None)
+    return isinstance(last, keras.layers.Softmax) or activation is keras.activations.softmax \
+        or getattr(activation, "__name__", None) == "softmax"
+
+
+def _probe_batch(network, x):
+    """Up to 4 inputs to run the network on: ``x``'s own (arrays) or random ones of its shape."""
+    if hasattr(x, "shape") and not isinstance(x, tf.data.Dataset):
+        return np.asarray(x[:4])
+    shape = _static_input_shape(network)
+    if (shape is None or None in shape[1:]) and isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        spec = spec[0] if isinstance(spec, tuple) else spec
+        shape = tuple(spec.shape) if isinstance(spec, tf.TensorSpec) else None
+    if shape is None or len(shape) < 2 or None in shape[1:]:
+        return None
+    rng = np.random.default_rng(0)  # not the global RNG: training stays reproducible
+    return rng.normal(size=(4,) + tuple(shape[1:])).astype(np.float32)
+
+
+class _NonFiniteGuard(keras.callbacks.Callback):
+    """Raises :class:`NonFiniteLossError` at the first batch whose loss or penalty is not finite."""
+
+    def __init__(self, describe):
+        super().__init__()
+        self.describe, self.epoch = describe, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        values = {k: float(logs[k]) for k in ("loss", "penalty") if k in logs}
+        if not all(math.isfinite(v) for v in values.values()):
+            shown = ", ".join(f"{k}={v}" for k, v in values.items())
+            raise NonFiniteLossError(
+                f"non-finite loss at batch {batch + 1} of epoch {self.epoch + 1}: {shown}; "
+                f"training stopped ({self.describe()}). Check the input for NaN or infinite "
+                "pixels (tf.data input is not scanned beforehand) and lower penalty_weight."
+            )
 
 
 def _replica_sums(*values):
@@ -67,8 +219,14 @@ class GradRegClassifier(keras.Model):
             the original applies it to the clean term only).
         **kwargs: passed to ``keras.Model`` (e.g. ``name``).
 
+    The arguments are fixed for the model's lifetime (assigning one raises
+    ``AttributeError``); :meth:`replace` builds a model with other values on the same network.
+
     Raises:
-        ValueError: on an unknown penalty or norm, λ < 0, T <= 0, ε < 0, or ε > 0 without bounds.
+        ValueError: on an unknown penalty or norm, λ outside ``[0, 1e9]`` (see
+            :data:`gradreg_tf.penalties.MAX_PENALTY_WEIGHT`), T <= 0, ε < 0, ε > 0 without
+            bounds, a network with fewer than 2 outputs or ending in softmax, or a
+            mixed-precision dtype policy.
         TypeError: if ``network`` is not a Keras model.
 
     Example:
@@ -94,11 +252,18 @@ class GradRegClassifier(keras.Model):
             )
         if norm not in P.NORMS:
             raise ValueError(f"norm must be one of {P.NORMS}, received {norm!r}.")
-        self.penalty_weight = _checks.check_eps(penalty_weight, name="penalty_weight")
+        check_trainer_attributes(self)
+        _check_precision(self, network)
+        _checks.check_logits_model(network)
+        if _ends_in_softmax(network):
+            raise ValueError(
+                f"network {network.name!r} ends in a softmax: GradRegClassifier needs a network "
+                "returning logits (the training loss applies the softmax); remove the final "
+                "softmax activation or layer."
+            )
+        self.penalty_weight = P.check_penalty_weight(penalty_weight)
         self.adversarial_eps = _checks.check_eps(adversarial_eps, name="adversarial_eps")
-        temperature = float(temperature)
-        if not np.isfinite(temperature) or temperature <= 0:
-            raise ValueError(f"temperature must be a finite number > 0, received {temperature!r}.")
+        temperature = _checks.check_temperature(temperature)
         if self.adversarial_eps > 0 and bounds is None:
             raise ValueError(
                 "adversarial_eps > 0 needs bounds=(lower, upper) to clip adversarial examples to, "
@@ -114,8 +279,43 @@ class GradRegClassifier(keras.Model):
         self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
         self.penalty_tracker = keras.metrics.Mean(name="penalty")
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+        self._outputs_checked = False
         if network.built:  # functional networks are; lets .keras files restore optimizer state
             self.built = True
+        self._frozen = True
+
+    def __setattr__(self, name, value):
+        if name in HYPERPARAMETERS and getattr(self, "_frozen", False):
+            raise AttributeError(
+                f"GradRegClassifier.{name} cannot be changed after construction: the training "
+                "step reads it as a constant when it is first traced, so a new value would be "
+                f"silently ignored. Build a new model instead: model.replace({name}=...)."
+            )
+        super().__setattr__(name, value)
+
+    def replace(self, **changes) -> "GradRegClassifier":
+        """A new, uncompiled model with some constructor arguments changed.
+
+        The counterpart of ``dataclasses.replace`` for the fixed :data:`HYPERPARAMETERS`.
+
+        The new model wraps the **same** network object, so it starts from (and trains)
+        the current weights; compile it before ``fit`` (the optimizer state is not copied).
+
+        Args:
+            **changes: any of :data:`HYPERPARAMETERS` (e.g. ``penalty_weight=1e3``).
+
+        Returns:
+            A new :class:`GradRegClassifier`.
+
+        Raises:
+            TypeError: on a name that is not a constructor argument.
+            ValueError: on a bad value (as the constructor).
+        """
+        unknown = sorted(set(changes) - set(HYPERPARAMETERS))
+        if unknown:
+            raise TypeError(f"replace() accepts {', '.join(HYPERPARAMETERS)}; received "
+                            f"{', '.join(unknown)}.")
+        return type(self)(**{**{k: getattr(self, k) for k in HYPERPARAMETERS}, **changes})
 
     def build(self, input_shape):
         if not self.network.built:
@@ -155,13 +355,29 @@ class GradRegClassifier(keras.Model):
                 self.accuracy_tracker]
 
     # ------------------------------------------------------------------ steps
-    def train_step(self, data):
+    @staticmethod
+    def _unpack(data):
+        """``(x, y)`` of a batch, refusing sample weights, missing labels and integer images.
+
+        Runs in Python while the step is traced, so it adds nothing to the graph.
+        """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if sample_weight is not None:
-            raise ValueError("GradRegClassifier does not support sample weights, received some.")
+            raise ValueError("GradRegClassifier does not support sample weights (or class "
+                             "weights), received some.")
+        if y is None:
+            raise ValueError("GradRegClassifier needs labels: batches of (x, y), received x only.")
         x = tf.convert_to_tensor(x)
         if not x.dtype.is_floating:
-            x = tf.cast(x, self.network.compute_dtype)
+            raise TypeError(
+                f"x must have a floating dtype (e.g. float32), received a batch of dtype "
+                f"{x.dtype.name}. Integer images are not cast (that would train on 0-255 "
+                "pixels): scale them as the dataset's preprocessing does (gradreg_tf.data.load)."
+            )
+        return x, y
+
+    def train_step(self, data):
+        x, y = self._unpack(data)
         batch = tf.cast(P.global_batch_size(tf.shape(x)[0]), x.dtype)
         with_penalty = self.uses_penalty
         adversarial = self.adversarial_eps > 0
@@ -230,52 +446,78 @@ class GradRegClassifier(keras.Model):
         return results
 
     def test_step(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x = tf.convert_to_tensor(x)
-        if not x.dtype.is_floating:
-            x = tf.cast(x, self.network.compute_dtype)
+        x, y = self._unpack(data)
         batch = tf.cast(P.global_batch_size(tf.shape(x)[0]), x.dtype)
         logits = self.network(x, training=False)
         ce = tf.reduce_sum(P.cross_entropy(logits, y)) / batch
         return self._update_trackers(ce, ce, tf.zeros((), logits.dtype), logits, y, batch)
 
     # ------------------------------------------------------------------ validation
-    def _check_xy(self, x, y):
-        if y is None or isinstance(x, (tf.data.Dataset,)) or callable(getattr(x, "__next__", None)):
+    def _check_outputs(self, x) -> int | None:
+        """Runs the network once on a few inputs: logits of >= 2 classes, not probabilities."""
+        probe = _probe_batch(self.network, x)
+        if probe is None:
+            return None
+        n_classes = _checks.check_logits_model(self.network, probe)
+        self._outputs_checked = True
+        return n_classes
+
+    def _check_xy(self, x, y, kwargs):
+        for key in ("sample_weight", "class_weight"):
+            if kwargs.get(key) is not None:
+                raise ValueError(f"GradRegClassifier does not support {key.replace('_', ' ')}s, "
+                                 f"received {key}.")
+        arrays = not (isinstance(x, tf.data.Dataset) or callable(getattr(x, "__next__", None))
+                      or (hasattr(x, "__getitem__") and not hasattr(x, "shape")))
+        if not arrays or y is None:  # tf.data, generators, PyDataset: checked batch by batch
+            if not self._outputs_checked:
+                self._check_outputs(x)
             return x, y
-        if hasattr(x, "__getitem__") and not hasattr(x, "shape"):
-            return x, y  # PyDataset / Sequence
-        x_arr = _checks.check_images(x, rank=len(self.network.input_shape))
-        expected = tuple(self.network.input_shape[1:])
-        if tuple(x_arr.shape[1:]) != tuple(d if d is not None else s
-                                           for d, s in zip(expected, x_arr.shape[1:])):
+        expected = _static_input_shape(self.network)
+        x_arr = _checks.check_images(x, rank=len(expected) if expected else range(2, 6))
+        shape = x_arr.shape[1:]
+        if expected and any(e is not None and e != s for e, s in zip(expected[1:], shape)):
             raise ValueError(
-                f"x must have shape (batch, {', '.join(map(str, expected))}) for this network, "
-                f"received {x_arr.shape}."
+                f"x must have shape (batch, {', '.join(map(str, expected[1:]))}) for this "
+                f"network, received {x_arr.shape}."
             )
-        n_classes = int(self.network.output_shape[-1])
+        n_classes = self._check_outputs(x_arr)
         y_arr = np.asarray(y)
-        if y_arr.ndim == 2 and y_arr.shape[1] == n_classes and np.issubdtype(y_arr.dtype, np.floating):
-            if not np.all(np.isfinite(y_arr)) or np.any(y_arr < 0) or not np.allclose(y_arr.sum(1), 1, atol=1e-3):
-                raise ValueError("soft labels y must be finite probability rows summing to 1.")
-            if len(y_arr) != len(x_arr):
-                raise ValueError(f"y has {len(y_arr)} rows but x has {len(x_arr)} examples.")
+        soft = y_arr.ndim == 2 and y_arr.shape[1] == n_classes
+        if soft and np.issubdtype(y_arr.dtype, np.floating):
+            y_arr = _checks.check_soft_labels(y_arr, n_classes=n_classes, n_examples=len(x_arr))
             return x_arr, y_arr.astype(x_arr.dtype)
         return x_arr, _checks.check_labels(y_arr, n_classes=n_classes, n_examples=len(x_arr))
 
+    def _describe(self) -> str:
+        return (f"penalty={self.penalty}, penalty_weight={self.penalty_weight:g}, "
+                f"adversarial_eps={self.adversarial_eps:g}, temperature={self.temperature:g}")
+
     def fit(self, x=None, y=None, **kwargs):
-        """``keras.Model.fit`` after checking array inputs (shape, dtype, NaN, label range).
+        """``keras.Model.fit`` after checking the inputs, stopping on a non-finite loss.
+
+        Arrays are checked whole (shape, dtype, NaN, label range); every input path is
+        checked for integer images and weights while the step is traced, and the network's
+        output (logits of >= 2 classes, not probabilities) on its first few inputs.
 
         Raises:
-            ValueError: on a wrong shape, non-finite values or labels outside ``[0, K)``.
+            ValueError: on a wrong shape, non-finite values, labels outside ``[0, K)``,
+                sample/class weights, or a network returning probabilities.
             TypeError: on integer images.
+            NonFiniteLossError: at the first batch whose loss or penalty is NaN or infinite.
         """
-        x, y = self._check_xy(x, y)
-        return super().fit(x, y, **kwargs)
+        x, y = self._check_xy(x, y, kwargs)
+        callbacks = kwargs.pop("callbacks", None)
+        guard = _NonFiniteGuard(self._describe)
+        if isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks.callbacks.append(guard)
+        else:
+            callbacks = [*(callbacks or ()), guard]
+        return super().fit(x, y, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
         """``keras.Model.evaluate`` after the same input checks as :meth:`fit`."""
-        x, y = self._check_xy(x, y)
+        x, y = self._check_xy(x, y, kwargs)
         return super().evaluate(x, y, **kwargs)
 
     # ------------------------------------------------------------------ config

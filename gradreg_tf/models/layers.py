@@ -12,6 +12,15 @@ where ``mean(denom)`` is taken over the **whole batch** in the original, so a
 prediction depends on the batch it is evaluated in. :class:`LocalContrastNormalization`
 keeps that behaviour; :class:`PerImageLocalContrastNormalization` is the variant
 that averages per image (batch-independent), under its own name.
+
+Flat neighbourhoods: ``sqrt`` has an infinite derivative at 0, so the original's gradient
+is NaN wherever ``g * centered**2`` is 0 (a flat 7x7 patch), and the SVHN network is
+differentiated twice (double backprop). Here ``denom`` is computed as ``sqrt(v)`` for
+``v > SQRT_FLOOR`` and as ``stop_gradient(sqrt(v))`` below it: the forward values are
+bitwise those of the original everywhere, the first and second derivatives stay finite,
+and only pixels whose local standard deviation is below ``sqrt(SQRT_FLOOR)`` = 1e-6 (far
+below the 1e-4 floor of the divisor, so they only enter through the mean) stop passing
+gradient. Cost: two extra elementwise ops per pixel.
 """
 
 from __future__ import annotations
@@ -19,6 +28,16 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
+
+SQRT_FLOOR = 1e-12
+"""Below this local variance ``denom`` passes no gradient (see the module docstring)."""
+
+
+def _safe_sqrt(v):
+    """``sqrt(v)`` (bitwise) whose first and second derivatives are finite at ``v = 0``."""
+    floor = tf.cast(SQRT_FLOOR, v.dtype)
+    above = v > floor
+    return tf.where(above, tf.sqrt(tf.maximum(v, floor)), tf.stop_gradient(tf.sqrt(v)))
 
 
 def gaussian_kernel(radius: int = 7, sigma: float = 3.0) -> np.ndarray:
@@ -77,7 +96,7 @@ class LocalContrastNormalization(keras.layers.Layer):
         kernel = tf.cast(self._kernel, x.dtype)
         blur = lambda t: tf.nn.conv2d(t, kernel, strides=1, padding="SAME")  # noqa: E731
         centered = x - blur(x)
-        denom = tf.sqrt(blur(tf.square(centered)))
+        denom = _safe_sqrt(blur(tf.square(centered)))
         divisor = tf.maximum(self._mean_denominator(denom), denom)
         return centered / tf.maximum(divisor, tf.cast(1e-4, x.dtype))
 
