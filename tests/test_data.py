@@ -492,3 +492,51 @@ def test_real_notmnist_tar_equals_npz(data_dir):
     assert len(skipped) == 2
     np.testing.assert_array_equal(x, ref_x)
     np.testing.assert_array_equal(y, ref_y)
+
+
+# --------------------------------------------------------------------------- misnamed, corrupt
+
+
+def test_mnist_test_files_under_train_names_are_refused(tmp_path):
+    """The test files copied to the train-* names gave validation = test images, silently."""
+    make_mnist(tmp_path, n_train=4, n_test=4)
+    for train, test in ((mnist.TRAIN_IMAGES, mnist.TEST_IMAGES),
+                        (mnist.TRAIN_LABELS, mnist.TEST_LABELS)):
+        (tmp_path / f"{train}.gz").write_bytes((tmp_path / f"{test}.gz").read_bytes())
+    message = rf"{mnist.TRAIN_IMAGES}.gz holds the same 4 images as .*{mnist.TEST_IMAGES}"
+    with pytest.raises(DataError, match=message):
+        mnist.load_mnist(data_dir=tmp_path, validation_size=1)
+
+
+def test_mnist_official_test_file_under_a_train_name_is_refused(tmp_path, data_dir):
+    src = data_dir / "mnist"
+    for name in mnist.FILES:
+        (tmp_path / f"{name}.gz").write_bytes((src / f"{name}.gz").read_bytes())
+    test_images = (src / f"{mnist.TEST_IMAGES}.gz").read_bytes()
+    (tmp_path / f"{mnist.TRAIN_IMAGES}.gz").write_bytes(test_images)
+    message = rf"{mnist.TRAIN_IMAGES}.gz holds the official {mnist.TEST_IMAGES}"
+    with pytest.raises(DataError, match=message):
+        mnist.load_mnist(data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("cut", [0.1, 0.5, 0.9, "flip"])
+def test_corrupt_notmnist_npz_is_a_data_error_naming_the_file(tmp_path, cut):
+    """A truncated notMNIST_small.npz raised a raw BadZipFile that did not name the file."""
+    good = _locate.BUNDLED_DIR / "notmnist" / "notMNIST_small.npz"
+    raw = bytearray(good.read_bytes())
+    if cut == "flip":
+        middle = len(raw) // 2
+        raw[middle:middle + 64] = bytes(64)
+    else:
+        raw = raw[:int(len(raw) * cut)]
+    path = tmp_path / "notMNIST_small.npz"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=rf"cannot read {path}"):
+        notmnist.read_npz(path)
+
+
+def test_svhn_test_file_copied_to_train_is_refused(tmp_path):
+    make_svhn(tmp_path, extra=False)
+    (tmp_path / svhn.TRAIN).write_bytes((tmp_path / svhn.TEST).read_bytes())
+    with pytest.raises(DataError, match=rf"{svhn.TRAIN} holds the same 9 images as .*{svhn.TEST}"):
+        svhn.load_svhn(data_dir=tmp_path, **SVHN_KW)

@@ -31,6 +31,19 @@ def readonly(array: np.ndarray) -> np.ndarray:
     return out
 
 
+def check_distinct(train: np.ndarray, test: np.ndarray, *, train_source, test_source) -> None:
+    """Refuses a training set identical to the test set (e.g. test files copied to train names).
+
+    Raises:
+        DataError: naming both sources, if the two image arrays are equal.
+    """
+    if train.shape == test.shape and np.array_equal(train, test):
+        raise DataError(
+            f"{train_source} holds the same {len(train)} images as {test_source}: the training "
+            "files are a copy of the test files. Use the official training files."
+        )
+
+
 def check_seed(seed) -> int:
     """Checks a random seed: a non-negative integer.
 

@@ -8,8 +8,10 @@ test images in their official order. This module reproduces that from the four o
 IDX files (gzipped or not) and keeps the images as ``(N, 28, 28, 1)`` instead of 784-vectors.
 
 Content check: every IDX file whose header has the official image count (60,000 train,
-10,000 test) must match the sha256 of the official uncompressed content; smaller files
-(e.g. synthetic test fixtures) are parsed and shape-checked but cannot be checksummed.
+10,000 test) must match the sha256 of the official uncompressed content, and a file holding
+another official file's content (the test images under a ``train-*`` name) is refused; smaller
+files (e.g. synthetic test fixtures) are parsed and shape-checked but cannot be checksummed,
+and training images identical to the test images are refused whatever their size.
 
 When no directory holds the files, tensorflow-datasets' ``mnist`` builder is used (only when
 ``data_dir`` is not given). Its example order differs from the official files, so the
@@ -28,7 +30,7 @@ import zlib
 import numpy as np
 
 from gradreg_tf.data import _locate, _tfds
-from gradreg_tf.data.base import DIGITS, DataError, Dataset, check_seed
+from gradreg_tf.data.base import DIGITS, DataError, Dataset, check_distinct, check_seed
 from gradreg_tf.types import Bounds
 
 BOUNDS = Bounds(0.0, 1.0)
@@ -108,8 +110,15 @@ def read_idx(path, *, magic: int) -> tuple[np.ndarray, bool]:
         )
     key = path.name.removesuffix(".gz")
     verified = key in SHA256 and dims[0] == OFFICIAL_COUNT[key]
-    if verified:
+    if dims[0] in OFFICIAL_COUNT.values():
         digest = hashlib.sha256(raw).hexdigest()
+        other = next((k for k, v in SHA256.items() if v == digest and k != key), None)
+        if other is not None:
+            raise DataError(
+                f"{path} holds the official {other} content, not {key}: the files are "
+                "misnamed (e.g. the test set under the training name)."
+            )
+    if verified:
         if digest != SHA256[key]:
             raise DataError(
                 f"{path} has the official size but not the official content: sha256 of the "
@@ -161,6 +170,7 @@ def _load_files(sig: tuple, origin: str, validation_size: int) -> Dataset:
     paths = [pathlib.Path(entry[0]) for entry in sig]
     train_x, train_y, ok_train = _pair(paths[0], paths[1])
     test_x, test_y, ok_test = _pair(paths[2], paths[3])
+    check_distinct(train_x, test_x, train_source=paths[0], test_source=paths[2])
     check = (
         "official content, sha256 verified" if ok_train and ok_test
         else "not the official counts, sha256 not checked"

@@ -29,6 +29,7 @@ import io
 import pathlib
 import tarfile
 import warnings
+import zipfile
 import zlib
 
 import numpy as np
@@ -61,7 +62,7 @@ def read_npz(path) -> tuple[np.ndarray, np.ndarray, int]:
     try:
         with np.load(path) as npz:
             x, y = npz["x"], npz["y"]
-    except (OSError, EOFError, KeyError, ValueError, zlib.error) as err:
+    except (OSError, EOFError, KeyError, ValueError, zlib.error, zipfile.BadZipFile) as err:
         raise DataError(
             f"cannot read {path} as a notMNIST npz ({type(err).__name__}: {err})."
         ) from None

@@ -38,7 +38,7 @@ import numpy as np
 
 from gradreg_tf._checks import as_bounds
 from gradreg_tf.data import _locate, _tfds
-from gradreg_tf.data.base import DIGITS, DataError, Dataset, check_seed
+from gradreg_tf.data.base import DIGITS, DataError, Dataset, check_distinct, check_seed
 
 TRAIN, TEST, EXTRA = "train_32x32.mat", "test_32x32.mat", "extra_32x32.mat"
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
@@ -171,8 +171,10 @@ def _build(train, test, extra, *, seed, valid_train, valid_extra, limit, source)
 @functools.lru_cache(maxsize=1)
 def _load_files(sig, origin, seed, valid_train, valid_extra, limit) -> Dataset:
     train_path, test_path, extra_path = (None if s is None else pathlib.Path(s[0]) for s in sig)
+    train, test = read_mat(train_path), read_mat(test_path)
+    check_distinct(train[0], test[0], train_source=train_path, test_source=test_path)
     return _build(
-        read_mat(train_path), read_mat(test_path),
+        train, test,
         None if extra_path is None else read_mat(extra_path),
         seed=seed, valid_train=valid_train, valid_extra=valid_extra, limit=limit,
         source=f".mat files in {train_path.parent} ({origin})",
