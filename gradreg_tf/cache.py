@@ -1,20 +1,29 @@
 """The trained-model cache: a user directory of ``.keras`` files keyed by a content hash.
 
 Location: ``$GRADREG_CACHE``, else ``$XDG_CACHE_HOME/gradreg_tf``, else ``~/.cache/gradreg_tf``
-(never inside the package). Every file is written to a temporary name in the same
-directory and renamed into place, so a crash never leaves a half-written model; each
+(never inside the package; an empty variable counts as unset, as in :mod:`gradreg_tf.data`).
+Every file is written to a temporary name in the same directory and renamed into place, so a
+crash never leaves a half-written model; a temporary file that a killed process left behind is
+removed by the next write of the same file once it is :data:`STALE_TEMP_SECONDS` old. Each
 model has a JSON sidecar with the file's sha256, which is checked before loading.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import os
 import pathlib
+import re
 import tempfile
+import time
 from typing import Any, Callable
+
+STALE_TEMP_SECONDS = 600
+"""Age after which a leftover temporary file of :func:`atomic_write` is deleted (no save of
+one file takes this long, so it belongs to a killed process)."""
 
 KEY_FORMAT = 1  # bump when training code changes in a way that changes weights
 
@@ -22,7 +31,7 @@ KEY_FORMAT = 1  # bump when training code changes in a way that changes weights
 def cache_dir(path: str | os.PathLike | None = None) -> pathlib.Path:
     """The cache root: ``path``, else ``$GRADREG_CACHE``, else the user's cache directory."""
     if path is None:
-        path = os.environ.get("GRADREG_CACHE")
+        path = os.environ.get("GRADREG_CACHE") or None  # "" is unset, not the current directory
     if path is None:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         path = os.path.join(base, "gradreg_tf")
@@ -67,6 +76,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> pathli
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
@@ -77,6 +87,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> pathli
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def remove_stale_temp_files(path: str | os.PathLike, *,
+                            max_age: float = STALE_TEMP_SECONDS) -> list[pathlib.Path]:
+    """Deletes temporary files of :func:`atomic_write` for ``path`` older than ``max_age`` s.
+
+    Only names ``.<stem>.<8 characters><suffix>`` next to ``path`` (``tempfile.mkstemp``'s
+    pattern for it) are considered, so no other file is ever touched.
+
+    Returns:
+        The deleted paths.
+    """
+    path = pathlib.Path(path)
+    pattern = re.compile(re.escape(f".{path.stem}.") + r"[A-Za-z0-9_]{8}" + re.escape(path.suffix))
+    now, removed = time.time(), []
+    try:
+        candidates = list(path.parent.glob(f".{glob.escape(path.stem)}.*"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        try:
+            if pattern.fullmatch(tmp.name) and now - tmp.stat().st_mtime > max_age:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:  # removed meanwhile by another process
+            continue
+    return removed
 
 
 def write_json(path: str | os.PathLike, obj) -> pathlib.Path:

@@ -1,9 +1,23 @@
-"""Shared command-line options of the experiment scripts (thin ``main(argv)`` wrappers)."""
+"""Shared command-line options of the experiment scripts (thin ``main(argv)`` wrappers).
+
+:func:`parser` returns a :class:`Parser`, which checks every option before any work starts:
+
+* numbers: an option declared ``type=float`` or ``type=int`` is parsed by the checker that
+  :data:`OPTION_TYPES` names for it (e.g. ``--eps``: a finite number >= 0), else by
+  :func:`finite_float` / :func:`nonnegative_int`, so ``--eps -1``, ``--eps nan`` or
+  ``--seed -1`` exit with a usage error (status 2) naming the option and the value;
+* directories: ``--out`` and ``--cache-dir`` are created and a file is written to and removed
+  from each (so a path that is a file, or an unwritable directory, fails at once instead of
+  after every model was trained), and ``--data-dir`` must be an existing directory.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import pathlib
+import tempfile
 
 from gradreg_tf.recipes import Budget
 
@@ -14,11 +28,118 @@ STRATEGIES = {
 }
 
 
+def _number(text, kind, what: str, ok) -> int | float:
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected {what}, received {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, received {text!r}")
+    return value
+
+
+def finite_float(text) -> float:
+    """argparse type: any finite number (NaN and infinities are refused)."""
+    return _number(text, float, "a finite number", math.isfinite)
+
+
+def nonnegative_float(text) -> float:
+    """argparse type: a finite number >= 0 (e.g. a perturbation size)."""
+    return _number(text, float, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
+
+
+def fraction(text) -> float:
+    """argparse type: a number in (0, 1]."""
+    return _number(text, float, "a number in (0, 1]", lambda v: 0 < v <= 1)
+
+
+def positive_int(text) -> int:
+    """argparse type: an integer >= 1 (a count or a size)."""
+    return _number(text, int, "an integer >= 1", lambda v: v >= 1)
+
+
+def nonnegative_int(text) -> int:
+    """argparse type: an integer >= 0 (a seed or an offset)."""
+    return _number(text, int, "an integer >= 0", lambda v: v >= 0)
+
+
+OPTION_TYPES = {
+    "--eps": nonnegative_float,
+    "--gamma": fraction,
+    "--seed": nonnegative_int,
+    "--offset": nonnegative_int,
+    **{name: positive_int for name in (
+        "--batches", "--n-test", "--n-images", "--n-classes", "--n-examples", "--n-per-class",
+        "--batch-size", "--points", "--bins", "--steps", "--max-batch")},
+}
+"""Checker of each numeric option by name; other ``float``/``int`` options get
+:func:`finite_float`/:func:`nonnegative_int`."""
+
+DEFAULT_TYPES = {float: finite_float, int: nonnegative_int}
+
+
+def check_output_dir(path, *, option: str = "--out") -> pathlib.Path:
+    """Creates ``path`` if needed and checks that a file can be written in it.
+
+    Args:
+        path: the directory.
+        option: the option name used in the error message.
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+
+    Raises:
+        ValueError: naming ``path`` if it is a file or cannot be created or written to.
+    """
+    out = pathlib.Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{option} {str(path)!r} is a file, expected a directory.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{option} {str(path)!r} is not a writable directory "
+                         f"({type(err).__name__}: {err.strerror or err}).") from None
+    return out
+
+
+class Parser(argparse.ArgumentParser):
+    """``ArgumentParser`` that checks numbers by option name and the directories up front.
+
+    See the module docstring; a failed check is a usage error (exit status 2).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for kind, check in DEFAULT_TYPES.items():  # also reaches argument groups
+            self.register("type", kind, check)
+
+    def add_argument(self, *names, **kwargs):
+        if kwargs.get("type") in DEFAULT_TYPES:
+            kwargs["type"] = next((OPTION_TYPES[n] for n in names if n in OPTION_TYPES),
+                                  DEFAULT_TYPES[kwargs["type"]])
+        return super().add_argument(*names, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extra = super().parse_known_args(args, namespace)
+        try:
+            for dest, option in (("out", "--out"), ("cache_dir", "--cache-dir")):
+                if getattr(namespace, dest, None) is not None:
+                    check_output_dir(getattr(namespace, dest), option=option)
+            data_dir = getattr(namespace, "data_dir", None)
+            if data_dir is not None and not pathlib.Path(data_dir).expanduser().is_dir():
+                raise ValueError(f"--data-dir {data_dir!r} is not a directory.")
+        except ValueError as err:
+            self.error(str(err))
+        return namespace, extra
+
+
 def parser(description: str, *, dataset: bool = True, default_dataset: str = "mnist",
-           out: str = "figures") -> argparse.ArgumentParser:
-    """An ``ArgumentParser`` with the options every experiment shares."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+           out: str = "figures") -> Parser:
+    """A :class:`Parser` with the options every experiment shares."""
+    p = Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     if dataset:
         p.add_argument("--dataset", default=default_dataset, choices=("mnist", "notmnist", "svhn"))
     budget = p.add_mutually_exclusive_group()

@@ -180,7 +180,8 @@ def transfer_grid(targets: Mapping[str, ModelFn], sources: Mapping[str, ModelFn]
 
     Raises:
         ValueError: unknown attack, empty model mappings, negative eps, ``n_examples`` outside
-            ``[1, len(x)]``, bad shapes, bounds or labels.
+            ``[1, len(x)]``, bad shapes, bounds or labels, or models with different numbers
+            of classes (labels are checked against every model's).
     """
     attack = _as_attack(attack)
     direction = _DIRECTIONS[attack]
@@ -198,15 +199,20 @@ def transfer_grid(targets: Mapping[str, ModelFn], sources: Mapping[str, ModelFn]
             1 <= n_examples <= len(arr)):
         raise ValueError(f"n_examples must be an integer in [1, {len(arr)}] (the size of x), "
                          f"received {n_examples!r}.")
-    labels = _checks.check_labels(y, n_classes=G.n_classes(first, arr), n_examples=len(arr))
+    for name, model in targets.items():  # same input contract for every target
+        G.check_model_input(model, arr[:n_examples], bounds=bounds, name=f"x (for target {name!r})")
+    classes = {**{f"source {name!r}": G.n_classes(model, arr) for name, model in sources.items()},
+               **{f"target {name!r}": G.n_classes(model, arr) for name, model in targets.items()}}
+    if len(set(classes.values())) > 1:
+        raise ValueError("every source and target must have the same number of classes, received "
+                         + ", ".join(f"{k}: {v}" for k, v in classes.items()) + ".")
+    labels = _checks.check_labels(y, n_classes=next(iter(classes.values())), n_examples=len(arr))
     n_used = min(len(arr), math.ceil(n_examples / gradient_batch_size) * gradient_batch_size)
 
     signs = {name: gradient_signs(model, arr[:n_used], labels[:n_used], attack=attack,
                                   bounds=bounds, batch_size=gradient_batch_size)[:n_examples]
              for name, model in sources.items()}
     x_n, y_n = arr[:n_examples], labels[:n_examples]
-    for name, model in targets.items():  # same input contract for every target
-        G.check_model_input(model, x_n, bounds=bounds, name=f"x (for target {name!r})")
 
     cells = [(t, s, e) for t in targets for s in sources for e in eps_list]
     bar = None

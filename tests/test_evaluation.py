@@ -125,3 +125,25 @@ def test_bad_labels_and_empty_models(setup):
                       n_examples=10)
     with pytest.raises(ValueError, match="labels but the batch has"):
         accuracy(models["a"], x, y[:3])
+
+
+def test_transfer_grid_checks_labels_against_every_model(setup):
+    """Labels were checked against the first source only: a 3-class target scored on label 9
+    got accuracy 0.0 without a word."""
+    x, y, models = setup
+    ten = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(10)])
+    labels = y.copy()
+    labels[0] = 9
+    message = r"same number of classes.*source 'ten': 10.*target 'a': 3"
+    with pytest.raises(ValueError, match=message):
+        transfer_grid({"a": models["a"]}, {"ten": ten}, x, labels, epsilons=(0.1,), bounds=(0, 1),
+                      n_examples=10)
+    with pytest.raises(ValueError, match=r"target 'ten': 10"):
+        transfer_grid({"ten": ten}, {"a": models["a"]}, x, y, epsilons=(0.1,), bounds=(0, 1),
+                      n_examples=10)
+    wrong_shape = keras.Sequential([keras.Input((5, 5, 1)), keras.layers.Flatten(),
+                                    keras.layers.Dense(K)])
+    message = r"x \(for target 'w'\) must have shape \(batch, 5, 5, 1\)"
+    with pytest.raises(ValueError, match=message):
+        transfer_grid({"w": wrong_shape}, {"a": models["a"]}, x, y, epsilons=(0.1,), bounds=(0, 1),
+                      n_examples=10)
