@@ -1,0 +1,171 @@
+"""``experiments/human_study.py``: every command's help, options, errors and outputs."""
+
+import csv
+import importlib
+import json
+import pathlib
+import re
+
+import keras
+import pytest
+
+from gradreg_tf.study import simulation, stimuli
+
+pytest.importorskip("flask", reason="the study server needs the `study` extra (flask)")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cli():
+    mp = pytest.MonkeyPatch()
+    mp.syspath_prepend(str(REPO / "experiments"))
+    yield importlib.import_module("human_study")
+    mp.undo()
+
+
+@pytest.fixture
+def study(tmp_path):
+    return simulation.toy_study(tmp_path / "toy", n_items=20)
+
+
+def _exit_code(fn, argv):
+    with pytest.raises(SystemExit) as info:
+        fn(argv)
+    return info.value.code
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("make-stimuli", ["--budget", "--attack", "--eps", "--steps", "--n-per-class", "--models"]),
+    ("serve", ["--host", "--port", "--trials", "--attention-share", "--db", "--screenshot"]),
+    ("export", ["--db", "--out"]),
+    ("analyze", ["--primary", "--alpha", "--min-attention", "--n-permutations", "--csv"]),
+    ("simulate", ["--participants", "--target-share", "--db"]),
+])
+def test_every_command_has_help(cli, capsys, command, expected):
+    assert _exit_code(cli.main, [command, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert all(option in text for option in expected), text
+
+
+def test_top_level_help_and_unknown_command(cli, capsys):
+    cli.main(["--help"])
+    text = capsys.readouterr().out
+    assert all(c in text for c in cli.COMMANDS)
+    assert _exit_code(cli.main, ["train"]) == 2
+    assert "invalid choice: 'train'" in capsys.readouterr().err
+
+
+def _untrained(seed):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((28, 28, 1))
+    return keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
+
+
+def test_make_stimuli(cli, tmp_path, monkeypatch, data_dir, capsys):
+    """The command with its models replaced by two untrained linear networks (the zoo's paper
+    models are what it resolves by default; training them is not a unit test)."""
+    asked = []
+
+    def fake_models(ds, args, names):
+        asked.append((args.budget, tuple(names)))
+        return {n: _untrained(i) for i, n in enumerate(names)}
+
+    monkeypatch.setattr(cli, "_models", fake_models)
+    argv = ["make-stimuli", "--dataset", "mnist", "--data-dir", str(data_dir), "--budget",
+            "reduced", "--models", "normal,doubleback", "--n-per-class", "1",
+            "--n-attention-per-class", "1", "--out", str(tmp_path), "--no-progress"]
+    root = cli.main(argv)
+    assert root == (tmp_path / "mnist_tgsm_reduced_seed0").resolve()
+    assert asked == [("reduced", ("normal", "doubleback"))]
+    study = stimuli.load_study(root)
+    assert study.conditions == ("normal", "doubleback")
+    assert study.manifest["attack"]["steps"] == 10 and study.manifest["attack"]["eps"] == 0.1
+    assert "--budget reduced" in study.manifest["provenance"]["command"]
+    err = capsys.readouterr().err
+    assert "kept" in err and "next: python experiments/human_study.py serve" in err
+    # a second run refuses to overwrite, before loading data or models
+    monkeypatch.setattr(cli._common, "load_dataset", lambda args: pytest.fail("loaded data"))
+    assert _exit_code(cli.main, argv) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--models", "normal,bogus"], "--models must list distinct models"),
+    (["--models", "normal,normal"], "--models must list distinct models"),
+    (["--eps", "-1"], r"eps.*(> 0|>= 0)"),
+    (["--eps", "0"], r"eps must be a finite number > 0"),
+    (["--steps", "0"], r"steps.*>= 1"),
+    (["--n-per-class", "0"], r"n-per-class.*>= 1"),
+])
+def test_make_stimuli_refuses_bad_options(cli, tmp_path, monkeypatch, capsys, extra, message):
+    monkeypatch.setattr(cli._common, "load_dataset", lambda args: pytest.fail("loaded data"))
+    assert _exit_code(cli.main, ["make-stimuli", "--out", str(tmp_path), *extra]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_simulate_analyze_export(cli, study, tmp_path, capsys):
+    db = cli.main(["simulate", str(study.root), "--trials", "10", "--participants", "12",
+                   "--target-share", "doubleback=0.5", "--no-progress"])
+    assert db == study.root / "simulated.sqlite3"
+    out = tmp_path / "analysis"
+    paths = cli.main(["analyze", str(study.root), "--db", str(db), "--out", str(out),
+                      "--n-permutations", "999", "--n-bootstrap", "999"])
+    assert sorted(p.suffix for p in paths) == [".csv", ".json", ".md", ".pdf", ".png"]
+    md = (out / "simulated_analysis.md").read_text()
+    assert "SIMULATED participants" in md and "Primary contrast" in md
+    record = json.loads((out / "simulated_analysis.json").read_text())
+    assert record["simulated"] is True and record["n_participants"] <= 12
+    csv_path = cli.main(["export", str(study.root), "--db", str(db),
+                         "--out", str(tmp_path / "answers.csv")])
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12 * 11
+    # the exported CSV gives the same analysis as the database
+    cli.main(["analyze", str(study.root), "--csv", str(csv_path), "--out", str(out),
+              "--n-permutations", "999", "--n-bootstrap", "999"])
+    again = json.loads((out / "answers_analysis.json").read_text())
+    assert again["shares"] == record["shares"] and again["primary"] == record["primary"]
+    assert not (study.root / "responses.sqlite3").exists()  # simulations never touch it
+    capsys.readouterr()
+
+
+def test_analyze_and_export_refuse_missing_or_foreign_data(cli, study, tmp_path, capsys):
+    assert _exit_code(cli.main, ["analyze", str(study.root)]) == 2
+    assert "no database at" in capsys.readouterr().err
+    assert _exit_code(cli.main, ["export", str(study.root)]) == 2
+    other = simulation.toy_study(tmp_path / "other", n_items=20, seed=5)
+    db = cli.main(["simulate", str(other.root), "--trials", "10", "--participants", "1",
+                   "--no-progress"])
+    assert _exit_code(cli.main, ["analyze", str(study.root), "--db", str(db)]) == 2
+    assert "belongs to another study" in capsys.readouterr().err
+    assert _exit_code(cli.main, ["analyze", str(tmp_path)]) == 2
+    assert "not a study folder" in capsys.readouterr().err
+    assert _exit_code(cli.main, ["simulate", str(study.root), "--db",
+                                 str(study.root / "responses.sqlite3"), "--trials", "10"]) == 2
+    assert "never go into the real responses database" in capsys.readouterr().err
+
+
+def test_serve_binds_localhost_and_prints_the_token_once(cli, study, monkeypatch, capsys):
+    from gradreg_tf.study import server
+
+    calls = []
+
+    def fake_serve(app, *, host, port, threads, on_ready):
+        calls.append((host, port, threads))
+        on_ready(f"http://{host}:{port}")
+
+    monkeypatch.setattr(server, "serve", fake_serve)
+    cli.main(["serve", str(study.root), "--trials", "10"])
+    assert calls == [("127.0.0.1", 8000, 8)]
+    out = capsys.readouterr().out
+    assert "listening on http://127.0.0.1:8000/" in out
+    assert out.count("token=") == 1 and "warning" not in out
+    cli.main(["serve", str(study.root), "--trials", "10", "--host", "0.0.0.0"])
+    assert "warning: bound to 0.0.0.0" in capsys.readouterr().out
+    # the database now holds the protocol: another one is refused
+    assert _exit_code(cli.main, ["serve", str(study.root), "--trials", "15"]) == 2
+    assert "another study or protocol" in capsys.readouterr().err
+    assert _exit_code(cli.main, ["serve", str(study.root), "--trials", "12"]) == 2
+    assert "multiple of the 5 conditions" in capsys.readouterr().err
+    assert _exit_code(cli.main, ["serve", str(study.root), "--port", "70000"]) == 2
