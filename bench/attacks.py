@@ -9,15 +9,22 @@ the first MNIST test images:
 * pairwise JSMA (theta=1, gamma=``--gamma`` (0.1), targets (y+1) mod 10) in ms/image on
   ``--n-jsma`` (100) images in one batch, its success rate, mean number of changed pixels and
   the peak resident memory (psutil RSS sampled every 2 ms) above the level before the call;
-* if ART (adversarial-robustness-toolbox) is importable, ART's FastGradientMethod and
-  SaliencyMapMethod on the same model and images, with the ratios. ART is never a dependency
-  of gradreg_tf.
+* L∞ PGD, 40 steps of 2.5·eps/40 from one random start (``gradreg_tf.attacks.pgd``), beside
+  FGSM on the same ``--n-images`` images in the same run: the ratio PGD time / FGSM time (at
+  most 45: each step is one gradient, like FGSM). At eps=0.3 most images are broken within a
+  few steps and frozen; at eps=0.02 nearly every image runs all 40 steps, which is the
+  per-step cost;
+* if ART (adversarial-robustness-toolbox) is importable, ART's FastGradientMethod,
+  SaliencyMapMethod and ProjectedGradientDescent on the same model and images; if cleverhans
+  (v4) is importable, its ``tf2`` projected_gradient_descent; with the ratios. Neither is ever
+  a dependency of gradreg_tf.
 
 Times are the median of ``--repeats`` runs after one warm-up run (tracing excluded).
 
 Usage::
 
     python bench/attacks.py [--n-images 1000] [--n-jsma 100] [--gamma 0.1] [--no-art]
+                            [--parts fgsm,tgsm,jsma,pgd] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from gradreg_tf import data  # noqa: E402
-from gradreg_tf.attacks import fgsm, jsma, predict_labels, tgsm  # noqa: E402
+from gradreg_tf.attacks import fgsm, jsma, pgd, predict_labels, tgsm  # noqa: E402
 from gradreg_tf.models import mnist_cnn  # noqa: E402
 
 
@@ -120,8 +127,9 @@ class PeakRSS:
         return (self.peak - self.base) / 2**20
 
 
-def art_runs(model, x, y, xj, tj, gamma, repeats):
-    """ART's FGSM and JSMA (SaliencyMapMethod) on the same model/images, or None."""
+def art_runs(model, x, y, xj, tj, gamma, repeats, *, with_jsma=True):
+    """ART's FGSM and (``with_jsma``) JSMA (SaliencyMapMethod) on the same model/images, or
+    None."""
     try:
         from art.attacks.evasion import FastGradientMethod, SaliencyMapMethod
         from art.estimators.classification import TensorFlowV2Classifier
@@ -135,6 +143,8 @@ def art_runs(model, x, y, xj, tj, gamma, repeats):
     fgm = FastGradientMethod(clf, eps=0.3, batch_size=len(x))
     adv, sec = timed(lambda: fgm.generate(x, y=onehot[y]), repeats, "art_fgsm")
     out["fgsm"] = (len(x) / sec, float(np.mean(predict_labels(model, adv) == y)))
+    if not with_jsma:
+        return out
     smm = SaliencyMapMethod(clf, theta=1.0, gamma=gamma, batch_size=len(xj), verbose=False)
     adv, sec = timed(lambda: smm.generate(xj, y=onehot[tj]), max(1, repeats // 3), "art_jsma")
     changed = np.sum((adv != xj).reshape(len(xj), -1), axis=1)
@@ -143,14 +153,101 @@ def art_runs(model, x, y, xj, tj, gamma, repeats):
     return out
 
 
+PARTS = ("fgsm", "tgsm", "jsma", "pgd")
+PGD_STEPS = 40
+PGD_EPS = (0.3, 0.02)  # most images frozen early / nearly all run every step
+PGD_MAX_RATIO = 45.0
+
+
+def art_pgd(model, x, y, eps, repeats):
+    """ART's ProjectedGradientDescent (40 steps of 2.5 eps/40, one random start), or None."""
+    try:
+        from art.attacks.evasion import ProjectedGradientDescent
+        from art.estimators.classification import TensorFlowV2Classifier
+    except ImportError:
+        return None
+    clf = TensorFlowV2Classifier(
+        model=model, nb_classes=10, input_shape=(28, 28, 1), clip_values=(0.0, 1.0),
+        loss_object=keras.losses.CategoricalCrossentropy(from_logits=True))
+    attack = ProjectedGradientDescent(clf, norm=np.inf, eps=eps, eps_step=2.5 * eps / PGD_STEPS,
+                                      max_iter=PGD_STEPS, num_random_init=1,
+                                      batch_size=len(x), verbose=False)
+    onehot = np.eye(10, dtype=np.float32)[y]
+    return timed(lambda: attack.generate(x, y=onehot), repeats, f"art_pgd_{eps}")
+
+
+def cleverhans_pgd(model, x, y, eps, repeats):
+    """cleverhans v4 ``tf2`` projected_gradient_descent with the same settings, or None."""
+    try:
+        from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
+    except ImportError:
+        return None
+    xt, yt = tf.constant(x), tf.constant(y)
+
+    def run():
+        return projected_gradient_descent(
+            model, xt, eps, 2.5 * eps / PGD_STEPS, PGD_STEPS, np.inf, clip_min=0.0,
+            clip_max=1.0, y=yt, rand_init=True, sanity_checks=False).numpy()
+
+    return timed(run, repeats, f"cleverhans_pgd_{eps}")
+
+
+def pgd_rows(model, x, y, bounds, fgsm_sec, repeats, *, others: bool):
+    """PGD rows: ours at each of PGD_EPS (ratio to FGSM), then ART / cleverhans if present."""
+    rows, ours = [], {}
+    for eps in PGD_EPS:
+        adv, sec = timed(lambda: pgd(model, x, eps, bounds=bounds, y=y, steps=PGD_STEPS),
+                         repeats, f"pgd_{eps}")
+        ours[eps] = sec
+        ratio, cpu_ratio = sec / fgsm_sec, CPU_TIMES[f"pgd_{eps}"] / CPU_TIMES["fgsm"]
+        verdict = "ok" if ratio <= PGD_MAX_RATIO else "OVER"
+        rows.append((f"PGD {PGD_STEPS} x 2.5eps/{PGD_STEPS} eps={eps:g}",
+                     f"{len(x) / sec:,.0f} images/s", cpu_ms(f"pgd_{eps}", len(x)),
+                     f"accuracy {np.mean(predict_labels(model, adv) == y):.3f}",
+                     f"x{ratio:.1f} FGSM wall, x{cpu_ratio:.1f} CPU (<= {PGD_MAX_RATIO:g}: "
+                     f"{verdict})"))
+    if not others:
+        return rows
+    for name, runner in (("ART", art_pgd), ("cleverhans", cleverhans_pgd)):
+        for eps in PGD_EPS:
+            out = runner(model, x, y, eps, repeats)
+            if out is None:
+                rows.append((f"{name} PGD", "not installed", "", "", ""))
+                break
+            adv, sec = out
+            label = f"{'art' if name == 'ART' else 'cleverhans'}_pgd_{eps}"
+            rows.append((f"{name} PGD {PGD_STEPS} steps eps={eps:g}",
+                         f"{len(x) / sec:,.0f} images/s", cpu_ms(label, len(x)),
+                         f"accuracy {np.mean(predict_labels(model, adv) == y):.3f}",
+                         f"gradreg_tf x{sec / ours[eps]:.1f} faster (CPU "
+                         f"x{CPU_TIMES[label] / CPU_TIMES[f'pgd_{eps}']:.1f})"))
+    return rows
+
+
+def cpu_ms(label, n):
+    return f"{1000 * CPU_TIMES[label] / n:.2f} ms/image"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-images", type=int, default=1000)
     parser.add_argument("--n-jsma", type=int, default=100)
     parser.add_argument("--gamma", type=float, default=0.1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--no-art", action="store_true", help="skip the ART comparison")
+    parser.add_argument("--no-art", action="store_true",
+                        help="skip the ART and cleverhans comparisons")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated subset of {', '.join(PARTS)} (FGSM always runs: "
+                             "it is the unit of the PGD ratio)")
     args = parser.parse_args(argv)
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if not parts <= set(PARTS):
+        parser.error(f"--parts: unknown {sorted(parts - set(PARTS))}; choose from "
+                     f"{', '.join(PARTS)}")
+    for option in ("n_images", "n_jsma", "repeats"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} must be >= 1, received "
+                         f"{getattr(args, option)}")
 
     mnist = data.load("mnist")
     model = get_model(mnist)
@@ -163,43 +260,49 @@ def main(argv=None) -> int:
           f"clean accuracy on {len(x)} test images: {clean:.4f}")
 
     rows = []
-    def cpu_ms(label, n):
-        return f"{1000 * CPU_TIMES[label] / n:.2f} ms/image"
-
-    adv, sec = timed(lambda: fgsm(model, x, 0.3, bounds=bounds, y=y), args.repeats, "fgsm")
-    fgsm_rate = len(x) / sec
+    adv, fgsm_sec = timed(lambda: fgsm(model, x, 0.3, bounds=bounds, y=y), args.repeats, "fgsm")
+    fgsm_rate = len(x) / fgsm_sec
     rows.append(("FGSM eps=0.3", f"{fgsm_rate:,.0f} images/s", cpu_ms("fgsm", len(x)),
                  f"accuracy {np.mean(predict_labels(model, adv) == y):.3f}", ">= 2000 images/s"))
 
-    t_all = (y + 1) % 10
-    adv, sec = timed(lambda: tgsm(model, x, 0.1, bounds=bounds, y_target=t_all, steps=10),
-                     args.repeats, "tgsm")
-    rows.append(("iterated TGSM 10 x eps=0.1", f"{len(x) / sec:,.0f} images/s",
-                 cpu_ms("tgsm", len(x)),
-                 f"target rate {np.mean(predict_labels(model, adv) == t_all):.3f}",
-                 ">= 220 images/s"))
+    if "tgsm" in parts:
+        t_all = (y + 1) % 10
+        adv, sec = timed(lambda: tgsm(model, x, 0.1, bounds=bounds, y_target=t_all, steps=10),
+                         args.repeats, "tgsm")
+        rows.append(("iterated TGSM 10 x eps=0.1", f"{len(x) / sec:,.0f} images/s",
+                     cpu_ms("tgsm", len(x)),
+                     f"target rate {np.mean(predict_labels(model, adv) == t_all):.3f}",
+                     ">= 220 images/s"))
 
-    jsma(model, xj[:2], y_target=tj[:2], bounds=bounds, gamma=args.gamma)  # trace
-    times, cpus, peaks = [], [], []
-    for _ in range(max(1, args.repeats)):
-        with PeakRSS() as mem:
-            start, cpu = time.perf_counter(), time.process_time()
-            res = jsma(model, xj, y_target=tj, bounds=bounds, gamma=args.gamma, batch_size=len(xj))
-            times.append(time.perf_counter() - start)
-            cpus.append(time.process_time() - cpu)
-        peaks.append(mem.above_base_mb)
-    CPU_TIMES["jsma"] = float(np.median(cpus))
-    jsma_ms = 1000 * float(np.median(times)) / len(xj)
-    success = float(np.mean(res.success.numpy()))
-    mean_changed = float(np.mean(res.n_changed.numpy()))
-    rows.append((f"JSMA pairwise gamma={args.gamma:g} theta=1", f"{jsma_ms:.1f} ms/image",
-                 cpu_ms("jsma", len(xj)), f"success {success:.2f}, {mean_changed:.1f} px changed",
-                 "<= 30 ms/image"))
-    naive_mb = len(xj) * 784 * 784 * 4 / 2**20
-    rows.append((f"JSMA peak RSS, batch {len(xj)}", f"+{max(peaks):.0f} MB", "",
-                 f"(one naive B x N x N float32 tensor: {naive_mb:.0f} MB)", ""))
+    if "jsma" in parts:
+        jsma(model, xj[:2], y_target=tj[:2], bounds=bounds, gamma=args.gamma)  # trace
+        times, cpus, peaks = [], [], []
+        for _ in range(max(1, args.repeats)):
+            with PeakRSS() as mem:
+                start, cpu = time.perf_counter(), time.process_time()
+                res = jsma(model, xj, y_target=tj, bounds=bounds, gamma=args.gamma,
+                           batch_size=len(xj))
+                times.append(time.perf_counter() - start)
+                cpus.append(time.process_time() - cpu)
+            peaks.append(mem.above_base_mb)
+        CPU_TIMES["jsma"] = float(np.median(cpus))
+        jsma_ms = 1000 * float(np.median(times)) / len(xj)
+        success = float(np.mean(res.success.numpy()))
+        mean_changed = float(np.mean(res.n_changed.numpy()))
+        rows.append((f"JSMA pairwise gamma={args.gamma:g} theta=1", f"{jsma_ms:.1f} ms/image",
+                     cpu_ms("jsma", len(xj)),
+                     f"success {success:.2f}, {mean_changed:.1f} px changed",
+                     "<= 30 ms/image"))
+        naive_mb = len(xj) * 784 * 784 * 4 / 2**20
+        rows.append((f"JSMA peak RSS, batch {len(xj)}", f"+{max(peaks):.0f} MB", "",
+                     f"(one naive B x N x N float32 tensor: {naive_mb:.0f} MB)", ""))
 
-    art = None if args.no_art else art_runs(model, x, y, xj, tj, args.gamma, args.repeats)
+    if "pgd" in parts:
+        rows += pgd_rows(model, x, y, bounds, fgsm_sec, args.repeats,
+                         others=not args.no_art)
+
+    art = None if args.no_art else art_runs(model, x, y, xj, tj, args.gamma, args.repeats,
+                                            with_jsma="jsma" in parts)
     if art is not None:
         import art as art_pkg
 
@@ -207,11 +310,12 @@ def main(argv=None) -> int:
         rows.append((f"ART {art_pkg.__version__} FGSM eps=0.3", f"{rate:,.0f} images/s",
                      cpu_ms("art_fgsm", len(x)),
                      f"accuracy {acc:.3f}", f"gradreg_tf x{fgsm_rate / rate:.1f} faster"))
-        ms, succ, changed = art["jsma"]
-        rows.append((f"ART SaliencyMapMethod gamma={args.gamma:g}", f"{ms:.1f} ms/image",
-                     cpu_ms("art_jsma", len(xj)),
-                     f"success {succ:.2f}, {changed:.1f} px changed",
-                     f"gradreg_tf x{ms / jsma_ms:.1f} faster"))
+        if "jsma" in art:
+            ms, succ, changed = art["jsma"]
+            rows.append((f"ART SaliencyMapMethod gamma={args.gamma:g}", f"{ms:.1f} ms/image",
+                         cpu_ms("art_jsma", len(xj)),
+                         f"success {succ:.2f}, {changed:.1f} px changed",
+                         f"gradreg_tf x{ms / jsma_ms:.1f} faster"))
     elif not args.no_art:
         rows.append(("ART", "not installed", "", "", ""))
 

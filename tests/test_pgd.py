@@ -235,6 +235,21 @@ def test_pgd_beats_fgsm_and_margin_sees_through_a_saturated_softmax():
     assert acc_pgd < acc_fgsm
 
 
+def test_conv_batch_norm_model_when_every_example_is_frozen_early():
+    # all examples broken or stalled before the last step: no forward pass on an empty batch
+    # (oneDNN's batch norm rejects one)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, padding="same", use_bias=False),
+        keras.layers.BatchNormalization(), keras.layers.ReLU(),
+        keras.layers.Conv2D(6, 3, padding="same"), keras.layers.BatchNormalization(),
+        keras.layers.Flatten(), keras.layers.Dense(K)])
+    x = np.random.default_rng(16).uniform(0, 1, (10, 8, 8, 1)).astype(np.float32)
+    y = predict_labels(model, x)
+    out = pgd(model, x, 1.0, bounds=(0, 1), y=y, steps=3, step_size=0.5)
+    assert np.all(predict_labels(model, out) != y)
+
+
 def test_none_labels_use_predictions_and_dtype_is_kept():
     model = mlp(seed=13)
     x = rand_images(9, seed=13, dtype=np.float64)

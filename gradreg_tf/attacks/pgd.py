@@ -110,10 +110,14 @@ def _builder(loss: G.Loss):
             _, x_cur, best_x, best_obj, done, active = tf.while_loop(
                 lambda i, *state: (i < n_steps) & tf.reduce_any(state[-1]), body,
                 (tf.constant(0), x_start, best_x, best_obj, done, active))
-            # the last iterate of the examples still moving: a forward pass, no gradient
+            # the last iterate of the examples still moving: a forward pass, no gradient (and
+            # none at all when nothing moves: some kernels reject an empty batch)
             idx = tf.where(active)[:, 0]
-            _, _, _, best_x, best_obj, done = evaluate(x_cur, best_x, best_obj, done, idx, False)
-            return best_x, best_obj, done
+
+            def last():
+                return evaluate(x_cur, best_x, best_obj, done, idx, False)[3:]
+
+            return tf.cond(tf.size(idx) > 0, last, lambda: (best_x, best_obj, done))
 
         return pgd_run
 
