@@ -89,11 +89,11 @@ def main(argv=None):
             res["clean"].append(clean)
             rows.append({"kind": kind, "lambda": lam, "metric": "clean", "eps": 0.0,
                          "accuracy": clean, "n_examples": n})
-            signs = evaluation.gradient_signs(model, x, y, attack="fgsm", bounds=ds.bounds)
+            whitebox = evaluation.accuracy_under_attack(model, x, y, epsilons=EPSILONS,
+                                                        attack="fgsm", bounds=ds.bounds)
             for e in EPSILONS:
                 transfer = evaluation.accuracy(model, reference[e], y)
-                white = evaluation.accuracy(model, np.clip(x + np.float32(e) * signs, *ds.bounds)
-                                            .astype(np.float32), y)
+                white = whitebox[e]
                 res[f"transfer_{e}"].append(transfer)
                 res[f"whitebox_{e}"].append(white)
                 rows += [{"kind": kind, "lambda": lam, "metric": "fgsm_from_reference_normal",

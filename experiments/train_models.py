@@ -28,9 +28,6 @@ def main(argv=None):
                    help="enable TensorFlow op determinism (bitwise-reproducible resume)")
     args = p.parse_args(argv)
 
-    import numpy as np
-    import tensorflow as tf
-
     from gradreg_tf import data, evaluation, recipes, training, zoo
 
     if args.deterministic:

@@ -13,7 +13,10 @@ the cache or are trained on the way. Writes, in ``--out`` (default ``figures/``)
 * ``<dataset>_transfer_<attack>.png``/``.pdf``: the paper's 2 x 3 figure, published curves
   drawn faintly (dashed) beside ours;
 * ``<dataset>_transfer.json``: provenance, clean accuracy of each model on the attacked
-  images, and the comparison with the published grid.
+  images, the comparison with the published grid, and the paper's claims
+  (:mod:`gradreg_tf.claims`) on ours and on the published grid. Our side of the claims is
+  measured on the first ``--n-claims`` test images (default 2048; the published side has 256),
+  with each claim's margin in standard errors, as ``tests/test_published.py`` checks them.
 
 ``mnist_transfer.py``, ``notmnist_transfer.py`` and ``svhn_transfer.py`` are this script with
 the dataset preset.
@@ -46,14 +49,17 @@ def build_parser(default_dataset: str = "mnist"):
     p.add_argument("--n-examples", default="256",
                    help="attacked test images: the first N, or 'all' = the notebooks' test set "
                         "(MNIST, notMNIST: all 10000; SVHN: the first 4000)")
+    p.add_argument("--n-claims", type=int, default=2048,
+                   help="test images for our side of the paper's claims (0: use the grid's own)")
     p.add_argument("--attacks", default="fgsm,tgsm", help="comma-separated: fgsm, tgsm")
     p.add_argument("--epsilons", default=None,
                    help="comma-separated eps values (default: 0,0.1,...,0.7 as the paper)")
     return p
 
 
-def compare(ours, theirs, models, epsilons, n_examples: int) -> dict:
-    """Agreement of two ``[source, target, eps]`` grids, and the paper's transfer claim."""
+def compare(ours, theirs, models, epsilons, n_examples: int, mean_abs_difference: float) -> dict:
+    """Agreement of two ``[source, target, eps]`` grids (the mean absolute difference comes from
+    :func:`gradreg_tf.claims.mean_abs_difference`)."""
     import numpy as np
 
     diff = ours - theirs
@@ -64,7 +70,7 @@ def compare(ours, theirs, models, epsilons, n_examples: int) -> dict:
     se = np.sqrt(np.clip(theirs * (1 - theirs), 1 / n_examples, None) / n_examples)
     worst = np.unravel_index(np.nanargmax(np.abs(diff)), diff.shape)
     out.update({
-        "mean_abs_difference": float(np.nanmean(np.abs(diff))),
+        "mean_abs_difference": mean_abs_difference,
         "mean_difference": float(np.nanmean(diff)),
         "max_abs_difference": float(np.abs(diff[worst])),
         "max_at": {"source_model": models[worst[0]], "target_model": models[worst[1]],
@@ -108,13 +114,14 @@ def main(argv=None, *, default_dataset: str = "mnist"):
         n_arg = _n_examples(args.n_examples)
     except ValueError as err:
         p.error(str(err))
+    if args.n_claims < 0:
+        p.error(f"--n-claims must be >= 0, received {args.n_claims}")
     attacks = [a.strip().lower() for a in args.attacks.split(",") if a.strip()]
     bad = [a for a in attacks if a not in ATTACKS]
     if bad or not attacks:
         p.error(f"--attacks: unknown {bad or attacks}; choose from {', '.join(ATTACKS)}")
 
-    import numpy as np
-
+    from gradreg_tf import claims as claims_mod
     from gradreg_tf import evaluation, plotting, published
 
     epsilons = (evaluation.PAPER_EPSILONS if args.epsilons is None
@@ -144,7 +151,12 @@ def main(argv=None, *, default_dataset: str = "mnist"):
         ours = published.grid_array(these, sources=names, targets=names, epsilons=epsilons)
         theirs = published.grid_array(published.load_transfer(dataset=ds.name, attack=attack),
                                       sources=names, targets=names, epsilons=epsilons)
-        cmp = compare(ours, theirs, names, epsilons, n)
+        published_rows = published.load_transfer(dataset=ds.name, attack=attack)
+        try:
+            mad = claims_mod.mean_abs_difference(these, published_rows, attack)
+        except ValueError:  # no published cell for these models/eps
+            mad = None
+        cmp = compare(ours, theirs, names, epsilons, n, mad)
         summary[attack] = {
             "vs_published": cmp,
             "blackbox_mean_ours": blackbox_means(ours, names),
@@ -166,7 +178,17 @@ def main(argv=None, *, default_dataset: str = "mnist"):
         _common.log(f"{attack.upper()}: " + (f"mean |ours - published| = "
                                              f"{cmp['mean_abs_difference']:.3f}"
                                              if cmp.get("n_points") else "no published numbers"))
-    claims = paper_claims(rows, ds.name) if set(attacks) == set(ATTACKS) else []
+    claims, n_claims = [], 0
+    if set(attacks) == set(ATTACKS):
+        n_claims = min(args.n_claims, n_test) if args.n_claims else n
+        claim_rows = rows
+        if n_claims != n:
+            _common.log(f"claims: transfer grids on the first {n_claims} test images")
+            claim_rows = [r.as_dict() for attack in attacks for r in evaluation.transfer_grid(
+                models, models, x[:max(n_claims, n_all)], y[:max(n_claims, n_all)],
+                attack=attack, epsilons=epsilons, bounds=ds.bounds, n_examples=n_claims,
+                progress=args.progress)]
+        claims = paper_claims(claim_rows, ds.name)
     for c in claims:
         _common.log(f"claim {c['claim']}: ours {'holds' if c['ours'] else 'FAILS'}, "
                     f"published {'holds' if c['published'] else 'fails'} ({c['detail']})")
@@ -177,7 +199,7 @@ def main(argv=None, *, default_dataset: str = "mnist"):
                            seconds=round(time.time() - start, 1)),
         "clean_accuracy_on_attacked_images": clean,
         "attacks": summary,
-        "claims": claims,
+        "claims": claims, "n_claims": n_claims,
     })
     _common.log(f"wrote {csv_path} ({len(rows)} rows) in {time.time() - start:.0f} s")
     return rows

@@ -8,13 +8,12 @@ Ross & Doshi-Velez (AAAI 2018), MNIST cells 35 and 47 (notMNIST 24/31, SVHN 23/3
 normal, adversarially trained and Grad Reg (y) models at one eps (MNIST 0.4, others 0.5), on
 the first 256 test images, the overlap of the sets of examples that Grad Reg (y), Adv. Trained
 and Normal misclassify. Examples crafted as in the transfer grids
-(:func:`gradreg_tf.evaluation.gradient_signs`). Writes ``<dataset>_venn_<attack>.png/.pdf``,
+(:func:`gradreg_tf.evaluation.leading_signs`). Writes ``<dataset>_venn_<attack>.png/.pdf``,
 ``<dataset>_venn.csv`` (attack, eps, source, region, count) and ``<dataset>_venn.json``.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 
 import _common
@@ -44,19 +43,17 @@ def main(argv=None):
     ds = _common.load_dataset(args)
     eps = args.eps if args.eps is not None else PAPER_EPS.get(ds.name, DEFAULT_EPS)
     n = min(args.n_examples, len(ds.x_test))
-    n_grad = min(len(ds.x_test), math.ceil(n / 1000) * 1000)  # the 1000-example gradient chunk
     models = _common.paper_models(ds, args, names=SOURCES)
-    x, y = np.asarray(ds.x_test[:n_grad]), np.asarray(ds.y_test[:n])
+    x, y = np.asarray(ds.x_test), np.asarray(ds.y_test[:n])
     rows, summary = [], {}
     for attack in attacks:
-        sign = 1.0 if attack == "fgsm" else -1.0
         fig = plotting.new_figure((13, 4.6))
         fig.get_layout_engine().set(h_pad=0.12)
         axes = fig.subplots(1, len(SOURCES))
         for ax, source in zip(axes, SOURCES):
-            signs = evaluation.gradient_signs(models[source], x, ds.y_test[:n_grad], attack=attack,
-                                              bounds=ds.bounds)[:n]
-            x_adv = np.clip(x[:n] + np.float32(sign * eps) * signs, *ds.bounds).astype(np.float32)
+            signs = evaluation.leading_signs(models[source], x, ds.y_test, n, attack=attack,
+                                             bounds=ds.bounds)
+            x_adv = evaluation.perturb(x[:n], signs, eps, attack=attack, bounds=ds.bounds)
             fooled = [evaluation_mistakes(models[m], x_adv, y) for m in SETS]
             counts = plotting.region_counts(fooled)
             plotting.plot_venn3(counts, [plotting.model_label(m) for m in SETS],

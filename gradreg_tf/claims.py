@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from gradreg_tf.recipes import PAPER_MODELS
 
@@ -99,16 +99,22 @@ def lookup(rows: Iterable[Mapping], attack: str) -> dict:
             for r in rows if r["attack"] == attack}
 
 
-def mean_abs_difference(ours: Iterable[Mapping], published: Iterable[Mapping], attack: str) -> float:
+def mean_abs_difference(ours: Iterable[Mapping], published: Iterable[Mapping], attack: str, *,
+                        where: Callable[[tuple], bool] | None = None) -> float:
     """Mean |ours − published| over the cells present in both grids of ``attack``.
 
     The one implementation of the grid-vs-published distance (scripts and tests call it).
 
+    Args:
+        ours, published: transfer rows.
+        attack: ``"fgsm"`` or ``"tgsm"``.
+        where: keep only the cells ``(target, source, eps)`` for which it returns True.
+
     Raises:
-        ValueError: if the grids share no cell of ``attack``.
+        ValueError: if the grids share no (selected) cell of ``attack``.
     """
     a, b = lookup(ours, attack), lookup(published, attack)
-    common = sorted(set(a) & set(b))
+    common = sorted(k for k in set(a) & set(b) if where is None or where(k))
     if not common:
         raise ValueError(f"no {attack} cells in common between the two grids.")
     return sum(abs(a[k] - b[k]) for k in common) / len(common)
@@ -125,11 +131,10 @@ def _verdict(name: str, comparisons, *, strict: bool) -> Claim:
         threshold = Z * se if strict else -Z * se
         margin = (d - threshold) / se if se > 0 else math.copysign(math.inf, d - threshold)
         margins.append(margin)
-        text = f"{label}: d={d:+.3f} (se {se:.3f}, margin {margin:+.1f} se)"
-        shown.append(text)
-        if margin < 0:
-            bad.append(text)
-    return Claim(name, not bad, "; ".join(bad) or "; ".join(shown), min(margins))
+        shown.append(f"{'FAILS ' if margin < 0 else ''}{label}: d={d:+.3f} "
+                     f"(se {se:.3f}, margin {margin:+.1f} se)")
+        bad += [label] if margin < 0 else []
+    return Claim(name, not bad, "; ".join(shown), min(margins))
 
 
 def distilled_masks_own_fgsm(rows, *, eps=(0.1, 0.3, 0.5), max_drop=0.05, min_gap=0.1) -> Claim:

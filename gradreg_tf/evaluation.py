@@ -27,7 +27,8 @@ from gradreg_tf import _checks
 from gradreg_tf import gradients as G
 from gradreg_tf.types import ModelFn, TensorLike
 
-__all__ = ["GridAttack", "GridRow", "PAPER_EPSILONS", "accuracy", "gradient_signs", "transfer_grid"]
+__all__ = ["GridAttack", "GridRow", "PAPER_EPSILONS", "accuracy", "accuracy_under_attack",
+           "gradient_signs", "leading_signs", "perturb", "transfer_grid"]
 
 PAPER_EPSILONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 """The eps grid of every transfer figure, in the dataset's own units (SETUP.md §5)."""
@@ -145,6 +146,66 @@ def gradient_signs(model: ModelFn, x: TensorLike, y: TensorLike, *, attack="fgsm
     return out
 
 
+def leading_signs(model: ModelFn, x: TensorLike, y: TensorLike, n: int, *, attack="fgsm", bounds,
+                  gradient_batch_size: int = 1000) -> np.ndarray:
+    """:func:`gradient_signs` of the first ``n`` examples, computing only the gradient chunks that
+    cover them.
+
+    The chunks are aligned as in the original's computation on the whole test array (chunks of
+    ``gradient_batch_size`` from the start), so each example's 1/chunk-size scaling, and hence
+    which tiny gradients underflow to exactly zero, is the same as there.
+
+    Raises:
+        ValueError: ``n`` outside ``[1, len(x)]``, or as :func:`gradient_signs`.
+    """
+    arr = np.asarray(x)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= len(arr):
+        raise ValueError(f"n must be an integer in [1, {len(arr)}] (the size of x), received {n!r}.")
+    gradient_batch_size = G.check_positive_int(gradient_batch_size, name="gradient_batch_size")
+    used = min(len(arr), math.ceil(n / gradient_batch_size) * gradient_batch_size)
+    return gradient_signs(model, arr[:used], np.asarray(y)[:used], attack=attack, bounds=bounds,
+                          batch_size=gradient_batch_size)[:n]
+
+
+def perturb(x: TensorLike, signs: np.ndarray, eps: float, *, attack="fgsm", bounds) -> np.ndarray:
+    """The single-step examples ``clip(x + eps * signs)`` (FGSM) or ``clip(x − eps * signs)``
+    (TGSM, down the target's gradient), in ``x``'s dtype, as the notebooks (SETUP.md §5)."""
+    direction = _DIRECTIONS[_as_attack(attack)]
+    bounds = _checks.as_bounds(bounds)
+    arr = np.asarray(x)
+    step = np.asarray(direction.sign * _checks.check_eps(eps, name="eps"), dtype=arr.dtype)
+    return np.clip(arr + step * signs, bounds.lower, bounds.upper).astype(arr.dtype)
+
+
+def accuracy_under_attack(model: ModelFn, x: TensorLike, y: TensorLike, *,
+                          epsilons: Sequence[float] = PAPER_EPSILONS, attack="fgsm", bounds,
+                          n_examples: int | None = None, source: ModelFn | None = None,
+                          gradient_batch_size: int = 1000) -> dict[float, float]:
+    """Accuracy of ``model`` on single-step FGSM/TGSM examples of its own (white-box) or of a
+    ``source`` model's input gradients, per eps: one cell of :func:`transfer_grid` per eps.
+
+    Args:
+        model: the model evaluated.
+        x: test inputs within ``bounds`` (e.g. the whole test set).
+        y: true integer labels.
+        epsilons: perturbation sizes.
+        attack: ``"fgsm"`` or ``"tgsm"``.
+        bounds: ``(lower, upper)`` clip range.
+        n_examples: attack the first ``n_examples`` (default: all of ``x``).
+        source: the model whose gradients craft the examples (default: ``model``).
+        gradient_batch_size: chunk size of the gradient computation (1000 in the paper).
+
+    Returns:
+        ``{eps: accuracy}``.
+    """
+    n = len(np.asarray(x)) if n_examples is None else n_examples
+    source = model if source is None else source
+    rows = transfer_grid({"target": model}, {"source": source}, x, y, attack=attack,
+                         epsilons=epsilons, bounds=bounds, n_examples=n,
+                         gradient_batch_size=gradient_batch_size)
+    return {r.eps: r.accuracy for r in rows}
+
+
 def transfer_grid(targets: Mapping[str, ModelFn], sources: Mapping[str, ModelFn], x: TensorLike,
                   y: TensorLike, *, attack="fgsm", epsilons: Sequence[float] = PAPER_EPSILONS,
                   bounds, n_examples: int = 256, gradient_batch_size: int = 1000,
@@ -184,7 +245,6 @@ def transfer_grid(targets: Mapping[str, ModelFn], sources: Mapping[str, ModelFn]
             of classes (labels are checked against every model's).
     """
     attack = _as_attack(attack)
-    direction = _DIRECTIONS[attack]
     bounds = _checks.as_bounds(bounds)
     if not targets or not sources:
         raise ValueError(f"targets and sources must be non-empty mappings name -> model, received "
@@ -207,10 +267,8 @@ def transfer_grid(targets: Mapping[str, ModelFn], sources: Mapping[str, ModelFn]
         raise ValueError("every source and target must have the same number of classes, received "
                          + ", ".join(f"{k}: {v}" for k, v in classes.items()) + ".")
     labels = _checks.check_labels(y, n_classes=next(iter(classes.values())), n_examples=len(arr))
-    n_used = min(len(arr), math.ceil(n_examples / gradient_batch_size) * gradient_batch_size)
-
-    signs = {name: gradient_signs(model, arr[:n_used], labels[:n_used], attack=attack,
-                                  bounds=bounds, batch_size=gradient_batch_size)[:n_examples]
+    signs = {name: leading_signs(model, arr, labels, n_examples, attack=attack, bounds=bounds,
+                                 gradient_batch_size=gradient_batch_size)
              for name, model in sources.items()}
     x_n, y_n = arr[:n_examples], labels[:n_examples]
 
@@ -223,8 +281,7 @@ def transfer_grid(targets: Mapping[str, ModelFn], sources: Mapping[str, ModelFn]
     rows = []
     try:
         for target_name, source_name, eps in cells:
-            step = np.asarray(direction.sign * eps, dtype=x_n.dtype)
-            x_adv = np.clip(x_n + step * signs[source_name], bounds.lower, bounds.upper)
+            x_adv = perturb(x_n, signs[source_name], eps, attack=attack, bounds=bounds)
             logits = G.logits(targets[target_name], tf.convert_to_tensor(x_adv)).numpy()
             n_correct = int(np.sum(np.argmax(logits, axis=-1) == y_n))
             rows.append(GridRow(attack=attack.value, target_model=target_name,

@@ -31,9 +31,12 @@ from gradreg_tf import recipes as R
 WEIGHTS_DIR = pathlib.Path(__file__).resolve().parent / "weights"
 MANIFEST_FORMAT = 1
 # Tolerance on :func:`gradreg_tf.provenance.projection_deviation` for a replay on a machine
-# unlike the training machine (other CPU, kernels or thread count), where bitwise identity is not
-# expected; see tests/test_provenance.py for the measurement behind it.
-REPLAY_TOLERANCE = 0.05
+# unlike the training machine, where bitwise identity is not expected. Measured on the shipped
+# normal model's first 100 batches on the training machine: 1 intra-op thread instead of 2
+# deviates by 0.043, 4 threads by 0.056, oneDNN off by 0.060 (summation order amplified by 100
+# steps); planting tf.stop_gradient around the double-backprop penalty deviates by 0.96. The
+# tolerance is 2.5x the largest benign deviation, 6x below that bug.
+REPLAY_TOLERANCE = 0.15
 
 
 class PretrainedModelError(OSError):

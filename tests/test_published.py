@@ -156,7 +156,20 @@ def mnist_reduced():
     return reproduce(ds, {m: zoo.trained_model(ds, m, budget="reduced") for m in PAPER_MODELS})
 
 
-REDUCED_MISSES: dict = {}
+# Measured at the reduced budget on the first 256 test images, with the certainty model in the
+# "insensitive" slot (before "insensitive" became the launcher's double backprop); the reduced
+# tier has not been re-run since, and its FGSM lead at eps 0.5-0.7 was within two standard errors
+# then (doubleback 0.147 vs 0.158 at 0.5), so that claim may turn out undecided.
+REDUCED_MISSES = {
+    "distilled_masks_own_fgsm": pytest.mark.xfail(strict=True, reason=(
+        "reduced budget: the distilled student's logit margins (median 115) leave 80% of the first "
+        "1000 test images with exactly-zero FGSM gradients, not ~all; its white-box FGSM accuracy "
+        "is 0.87/0.83/0.83 at eps 0.1/0.3/0.5 (published 0.992).")),
+    "doubleback_leads_transfer_tgsm": pytest.mark.xfail(strict=True, reason=(
+        "reduced budget: our adversarially trained model resists transferred TGSM better than the "
+        "published one (black-box mean 0.422 vs 0.273 at eps 0.4), ahead of double backprop "
+        "(0.387; published 0.439) at eps 0.4 and 0.5.")),
+}
 
 
 @pytest.mark.slow
