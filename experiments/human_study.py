@@ -22,7 +22,6 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 
 import _common
 
@@ -126,7 +125,6 @@ def make_stimuli(argv) -> pathlib.Path:
         p.error(f"{err} (--overwrite replaces a study folder without answers)")
     ds = _common.load_dataset(args)
     models = _models(ds, args, names)
-    start = time.time()
     _common.log(f"crafting {settings.as_dict()} stimuli against {len(models)} models")
     study = stimuli.make_study(
         models, ds, out, settings=settings, n_per_class=args.n_per_class,
@@ -135,7 +133,7 @@ def make_stimuli(argv) -> pathlib.Path:
         provenance={"budget_text": _common.budget_text(ds, args), "budget": args.budget,
                     "batches_option": args.batches, "seed": args.seed, "dataset_repr": repr(ds),
                     "data_deviation": ds.deviation, "command": "human_study.py make-stimuli "
-                    + " ".join(argv), "seconds_attacks": round(time.time() - start, 1)})
+                    + " ".join(argv)})
     m = study.manifest
     total = len(m["items"]) + len(m["dropped"])
     _common.log(f"kept {len(m['items'])} of {total} (original, target) items: the attack "
@@ -206,7 +204,11 @@ def serve(argv) -> None:
         ready(f"http://{args.host}:{args.port}")
         app.run(host=args.host, port=args.port, threaded=True)
     else:
-        server.serve(app, host=args.host, port=args.port, threads=args.threads, on_ready=ready)
+        try:
+            server.serve(app, host=args.host, port=args.port, threads=args.threads,
+                         on_ready=ready)
+        except OSError as err:
+            p.error(f"cannot listen on {args.host}:{args.port} ({err.strerror or err})")
 
 
 def _screenshot(p, study, protocol, args) -> None:

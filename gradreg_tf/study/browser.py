@@ -17,7 +17,8 @@ from typing import Callable, Iterator
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync")
+         "--disable-component-update", "--no-first-run", "--disable-sync",
+         "--disable-dev-shm-usage")  # containers often have a tiny /dev/shm
 
 
 def unavailable() -> str | None:

@@ -36,6 +36,7 @@ import platform
 import re
 import shutil
 import tempfile
+import time
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -292,7 +293,7 @@ def make_study(models: Mapping[str, object], dataset, out_dir, *,
         per_model = n_classes if settings.attack is Attack.TGSM else len(x)
         bar = tqdm(total=len(names) * per_model, desc=f"{settings.attack.value} stimuli",
                    unit="target" if settings.attack is Attack.TGSM else "image")
-    crafted = {}
+    crafted, start = {}, time.time()
     for name in names:
         if bar is not None:
             bar.set_postfix_str(name)
@@ -309,6 +310,7 @@ def make_study(models: Mapping[str, object], dataset, out_dir, *,
         "originals": {"n_per_class": n_per_class, "test_indices": idx.tolist(),
                       "classes": targets},
         "n_attention_per_class": n_attention_per_class,
+        "seconds_attacks": round(time.time() - start, 1),
         "provenance": {**(provenance or {}), **_versions()},
     })
     return write_study(out_dir, manifest, images, overwrite=overwrite)
