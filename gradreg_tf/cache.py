@@ -29,13 +29,19 @@ KEY_FORMAT = 1  # bump when training code changes in a way that changes weights
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> pathlib.Path:
-    """The cache root: ``path``, else ``$GRADREG_CACHE``, else the user's cache directory."""
+    """The cache root: ``path``, else ``$GRADREG_CACHE``, else the user's cache directory.
+
+    Raises:
+        ValueError: if the chosen path is a file.
+    """
     if path is None:
         path = os.environ.get("GRADREG_CACHE") or None  # "" is unset, not the current directory
     if path is None:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         path = os.path.join(base, "gradreg_tf")
     root = pathlib.Path(path).expanduser()
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"the model cache {str(root)!r} is a file, expected a directory.")
     root.mkdir(parents=True, exist_ok=True)
     return root
 

@@ -124,3 +124,10 @@ def test_experiment_scripts_refuse_bad_options_before_loading_data(script, argv,
         module.main([*argv, "--out", str(tmp_path)] if "--out" not in argv else argv)
     assert exit_.value.code == 2
     sys.modules.pop(script, None)
+
+
+def test_cache_directory_that_is_a_file(tmp_path):
+    a_file = tmp_path / "cache"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match=r"model cache .*cache' is a file, expected a directory"):
+        cache.cache_dir(a_file)

@@ -500,3 +500,13 @@ def test_penalty_weight_and_bounds_are_validated():
         GradRegClassifier(_tiny_net(), penalty="double_backprop", penalty_weight=1e38)
     with pytest.raises(ValueError, match="bounds.*'01'"):
         GradRegClassifier(_tiny_net(), adversarial_eps=0.1, bounds="01")
+
+
+def test_labels_out_of_range_from_tf_data_are_a_value_error():
+    x, y = _blobs(32)
+    model = _compiled()
+    ds = tf.data.Dataset.from_tensor_slices((x, y + 5)).batch(16)
+    with pytest.raises(ValueError, match=r"y must be in \[0, 2\], received label [5-7]"):
+        model.fit(ds, verbose=0)
+    with pytest.raises(ValueError, match=r"y must be in \[0, 2\], received label [5-7]"):
+        model.evaluate(ds, verbose=0)

@@ -34,8 +34,10 @@ Mixed and half precision are refused (the second derivatives and λ up to 1e5 ne
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
+import re
 
 import keras
 import numpy as np
@@ -161,6 +163,25 @@ def _probe_batch(network, x):
         return None
     rng = np.random.default_rng(0)  # not the global RNG: training stays reproducible
     return rng.normal(size=(4,) + tuple(shape[1:])).astype(np.float32)
+
+
+_LABEL_RANGE = re.compile(r"Received a label value of (-?\d+) which is outside the valid range "
+                          r"of \[0, (\d+)\)")
+
+
+@contextlib.contextmanager
+def _label_range_as_value_error():
+    """TensorFlow's CPU error on a label out of range (tf.data input) as a ValueError."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as err:
+        found = _LABEL_RANGE.search(err.message)
+        if found is None:
+            raise
+        raise ValueError(
+            f"y must be in [0, {int(found[2]) - 1}], received label {found[1]} in a batch "
+            "(labels of tf.data input are checked by TensorFlow as the step runs)."
+        ) from None
 
 
 class _NonFiniteGuard(keras.callbacks.Callback):
@@ -500,6 +521,9 @@ class GradRegClassifier(keras.Model):
         checked for integer images and weights while the step is traced, and the network's
         output (logits of >= 2 classes, not probabilities) on its first few inputs.
 
+        Soft labels from ``tf.data`` are not checked (only arrays are); integer labels out
+        of range are (by TensorFlow, as the step runs on CPU; on GPU they give a NaN loss).
+
         Raises:
             ValueError: on a wrong shape, non-finite values, labels outside ``[0, K)``,
                 sample/class weights, or a network returning probabilities.
@@ -513,12 +537,14 @@ class GradRegClassifier(keras.Model):
             callbacks.callbacks.append(guard)
         else:
             callbacks = [*(callbacks or ()), guard]
-        return super().fit(x, y, callbacks=callbacks, **kwargs)
+        with _label_range_as_value_error():
+            return super().fit(x, y, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
         """``keras.Model.evaluate`` after the same input checks as :meth:`fit`."""
         x, y = self._check_xy(x, y, kwargs)
-        return super().evaluate(x, y, **kwargs)
+        with _label_range_as_value_error():
+            return super().evaluate(x, y, **kwargs)
 
     # ------------------------------------------------------------------ config
     def get_config(self):
