@@ -129,7 +129,7 @@ def test_cached_model_is_reused_and_corruption_retrains(tmp_path):
 def test_nan_guard_stops_and_caches_nothing(tmp_path):
     ds = _tiny_dataset()
     recipe = dataclasses.replace(recipes.paper_recipe("mnist", "doubleback", n_batches=4),
-                                 batch_size=64, penalty_weight=1e38, learning_rate=10.0)
+                                 batch_size=64, penalty_weight=1e9, learning_rate=1e35)
     with pytest.raises(training.NonFiniteLossError, match=r"non-finite loss at batch \d+ of mnist-doubleback"):
         zoo.cached_or_trained(recipe, ds.x_train, ds.y_train, dataset=ds, cache_dir=tmp_path,
                               progress=False)
