@@ -73,14 +73,14 @@ def test_make_stimuli(cli, tmp_path, monkeypatch, data_dir, capsys):
 
     monkeypatch.setattr(cli, "_models", fake_models)
     argv = ["make-stimuli", "--dataset", "mnist", "--data-dir", str(data_dir), "--budget",
-            "reduced", "--models", "normal,doubleback", "--n-per-class", "1",
+            "reduced", "--models", "normal,doubleback", "--n-per-class", "1", "--steps", "3",
             "--n-attention-per-class", "1", "--out", str(tmp_path), "--no-progress"]
     root = cli.main(argv)
     assert root == (tmp_path / "mnist_tgsm_reduced_seed0").resolve()
     assert asked == [("reduced", ("normal", "doubleback"))]
     study = stimuli.load_study(root)
     assert study.conditions == ("normal", "doubleback")
-    assert study.manifest["attack"]["steps"] == 10 and study.manifest["attack"]["eps"] == 0.1
+    assert study.manifest["attack"]["steps"] == 3 and study.manifest["attack"]["eps"] == 0.1
     assert "--budget reduced" in study.manifest["provenance"]["command"]
     err = capsys.readouterr().err
     assert "kept" in err and "next: python experiments/human_study.py serve" in err
@@ -105,25 +105,25 @@ def test_make_stimuli_refuses_bad_options(cli, tmp_path, monkeypatch, capsys, ex
 
 
 def test_simulate_analyze_export(cli, study, tmp_path, capsys):
-    db = cli.main(["simulate", str(study.root), "--trials", "10", "--participants", "12",
+    db = cli.main(["simulate", str(study.root), "--trials", "10", "--participants", "8",
                    "--target-share", "doubleback=0.5", "--no-progress"])
     assert db == study.root / "simulated.sqlite3"
     out = tmp_path / "analysis"
     paths = cli.main(["analyze", str(study.root), "--db", str(db), "--out", str(out),
-                      "--n-permutations", "999", "--n-bootstrap", "999"])
+                      "--n-permutations", "199", "--n-bootstrap", "199"])
     assert sorted(p.suffix for p in paths) == [".csv", ".json", ".md", ".pdf", ".png"]
     md = (out / "simulated_analysis.md").read_text()
     assert "SIMULATED participants" in md and "Primary contrast" in md
     record = json.loads((out / "simulated_analysis.json").read_text())
-    assert record["simulated"] is True and record["n_participants"] <= 12
+    assert record["simulated"] is True and record["n_participants"] <= 8
     csv_path = cli.main(["export", str(study.root), "--db", str(db),
                          "--out", str(tmp_path / "answers.csv")])
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 12 * 11
+    assert len(rows) == 8 * 11
     # the exported CSV gives the same analysis as the database
     cli.main(["analyze", str(study.root), "--csv", str(csv_path), "--out", str(out),
-              "--n-permutations", "999", "--n-bootstrap", "999"])
+              "--n-permutations", "199", "--n-bootstrap", "199"])
     again = json.loads((out / "answers_analysis.json").read_text())
     assert again["shares"] == record["shares"] and again["primary"] == record["primary"]
     assert not (study.root / "responses.sqlite3").exists()  # simulations never touch it
