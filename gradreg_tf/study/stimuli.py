@@ -166,7 +166,8 @@ class Crafted:
 
 
 def craft(model, x: np.ndarray, y: np.ndarray, *, bounds, n_classes: int,
-          settings: AttackSettings, on_target: Callable[[], None] | None = None) -> Crafted:
+          settings: AttackSettings, targets: Sequence[int] | None = None,
+          on_target: Callable[[], None] | None = None) -> Crafted:
     """Attacks every original toward every other class; predicts on the saved 8-bit images.
 
     Args:
@@ -176,6 +177,7 @@ def craft(model, x: np.ndarray, y: np.ndarray, *, bounds, n_classes: int,
         bounds: the dataset's pixel range.
         n_classes: number of classes K.
         settings: the attack and its parameters.
+        targets: target classes to attack (default: all); other cells hold the original.
         on_target: called once per target class (TGSM) or per original (JSMA), for progress.
 
     Returns:
@@ -184,9 +186,10 @@ def craft(model, x: np.ndarray, y: np.ndarray, *, bounds, n_classes: int,
     from gradreg_tf import attacks
 
     n = len(x)
+    targets = list(range(n_classes)) if targets is None else list(targets)
     grid = np.repeat(to_uint8(x, bounds)[:, None], n_classes, axis=1)
     if settings.attack is Attack.TGSM:
-        for t in range(n_classes):
+        for t in targets:
             x_adv = attacks.tgsm(model, x, settings.eps, bounds=bounds,
                                  y_target=np.full(n, t), steps=settings.steps, batch_size=n)
             keep = y != t
@@ -195,11 +198,11 @@ def craft(model, x: np.ndarray, y: np.ndarray, *, bounds, n_classes: int,
                 on_target()
     else:
         for i in range(n):
-            targets = np.array([t for t in range(n_classes) if t != y[i]])
-            res = attacks.jsma(model, np.repeat(x[i:i + 1], len(targets), axis=0),
-                               y_target=targets, bounds=bounds, theta=settings.theta,
+            others = np.array([t for t in targets if t != y[i]])
+            res = attacks.jsma(model, np.repeat(x[i:i + 1], len(others), axis=0),
+                               y_target=others, bounds=bounds, theta=settings.theta,
                                gamma=settings.gamma)
-            grid[i, targets] = to_uint8(np.asarray(res.x_adv), bounds)
+            grid[i, others] = to_uint8(np.asarray(res.x_adv), bounds)
             if on_target:
                 on_target()
     flat = grid.reshape((n * n_classes,) + grid.shape[2:])
@@ -290,7 +293,7 @@ def make_study(models: Mapping[str, object], dataset, out_dir, *,
     if progress:
         from tqdm.auto import tqdm
 
-        per_model = n_classes if settings.attack is Attack.TGSM else len(x)
+        per_model = len(targets) if settings.attack is Attack.TGSM else len(x)
         bar = tqdm(total=len(names) * per_model, desc=f"{settings.attack.value} stimuli",
                    unit="target" if settings.attack is Attack.TGSM else "image")
     crafted, start = {}, time.time()
@@ -298,7 +301,8 @@ def make_study(models: Mapping[str, object], dataset, out_dir, *,
         if bar is not None:
             bar.set_postfix_str(name)
         crafted[name] = craft(models[name], x, y, bounds=bounds, n_classes=n_classes,
-                              settings=settings, on_target=bar.update if bar else None)
+                              settings=settings, targets=targets,
+                              on_target=bar.update if bar else None)
     if bar is not None:
         bar.close()
     manifest, images = _layout(dataset, names, crafted, idx, y, targets, att_idx, models, bounds)
