@@ -15,6 +15,7 @@ import pathlib
 import numpy as np
 import pytest
 import scipy.io
+import tensorflow as tf
 
 from gradreg_tf import attacks, data, evaluation, published, zoo
 from gradreg_tf.recipes import PAPER_MODELS
@@ -134,7 +135,7 @@ def check_transfer_csv(path, ds, models, n):
 
 
 def test_mnist_transfer(env):
-    out, returned = run(env, "mnist_transfer", "--n-examples", "64")
+    out, returned = run(env, "mnist_transfer", "--n-examples", "64", "--n-claims", "128")
     ds = env["mnist"]
     models = models_of(env, ds)
     rows = check_transfer_csv(out / "mnist_transfer.csv", ds, models, 64)
@@ -151,8 +152,23 @@ def test_mnist_transfer(env):
     meta = json.loads((out / "mnist_transfer.json").read_text())
     assert meta["n_examples"] == 64 and meta["batches_per_model"] == 8
     assert set(meta["clean_accuracy_on_attacked_images"]) == set(PAPER_MODELS)
+    # the claims' side of ours: a grid on the first 128 images, one of its cells recomputed
+    assert meta["n_claims"] == 128 and len(meta["claims"]) == 9
+    acc = {}
+    for m in ("doubleback", "normal"):
+        x_adv = attacks.fgsm(models[m], ds.x_test, 0.1, bounds=ds.bounds, y=ds.y_test)
+        pred = np.argmax(models[m].predict(np.asarray(x_adv)[:128], verbose=0), -1)
+        acc[m] = np.mean(pred == ds.y_test[:128])
+    whitebox = next(c for c in meta["claims"] if c["key"] == "doubleback_beats_normal_whitebox")
+    assert f"eps 0.1: d={acc['doubleback'] - acc['normal']:+.3f}" in whitebox["detail"]
     cmp = meta["attacks"]["fgsm"]["vs_published"]
-    assert cmp["n_points"] == 200 and 0 <= cmp["mean_abs_difference"] <= 1
+    theirs = {(r["target_model"], r["source_model"], round(r["eps"], 2)): r["accuracy"]
+              for r in published.load_transfer(dataset="mnist", attack="fgsm")}
+    diffs = [abs(float(r["accuracy"]) - theirs[(r["target_model"], r["source_model"],
+                                                 round(float(r["eps"]), 2))])
+             for r in rows if r["attack"] == "fgsm"]
+    assert cmp["n_points"] == 200 == len(diffs)
+    assert cmp["mean_abs_difference"] == pytest.approx(np.mean(diffs), abs=1e-9)
 
 
 def test_transfer_entry_points_and_bad_options(env, monkeypatch):
@@ -253,9 +269,13 @@ def test_training_curves(env):
     assert_figure(out / "mnist_training_curves")
     rows = _read(out / "mnist_training_curves.csv")
     assert {r["model"] for r in rows} == {"normal", "doubleback"}
+    ds = env["mnist"]
+    models = models_of(env, ds)
     for r in rows:
-        assert 0 <= float(r["test_accuracy"]) <= 1 and 0 <= float(r["fgsm_accuracy"]) <= 1
         assert float(r["batch"]) == 8  # one curve row at the end of the 8 batches
+        pred = np.argmax(models[r["model"]].predict(ds.x_test[:512], verbose=0), -1)
+        assert float(r["test_accuracy"]) == pytest.approx(np.mean(pred == ds.y_test[:512]))
+        assert 0 <= float(r["fgsm_accuracy"]) <= 1  # the reference model is the script's own
     assert summary["doubleback"]["points"] == 1
 
 
@@ -274,9 +294,20 @@ def test_tgsm_grids(env):
         assert grid.min() >= ds.bounds.lower and grid.max() <= ds.bounds.upper
         off = grid[~np.eye(10, dtype=bool)] - np.repeat(grid[np.arange(10), np.arange(10)], 9, 0)
         assert np.abs(off).max() <= 3 * 0.1 + 1e-6  # three steps of 0.1, no projection
+    models = models_of(env, ds)
+    for m in PAPER_MODELS:
+        grid = saved[f"x_adv_{m}"].reshape(100, 28, 28, 1)
+        p = tf.nn.softmax(models[m].predict(grid, verbose=0)).numpy().reshape(10, 10, 10)
+        mine = [r for r in rows if r["model"] == m]
+        for r in mine:
+            src, tgt = r["original_class"], r["target_class"]
+            assert r["p_target"] == pytest.approx(p[src, tgt, tgt], abs=1e-5)
     meta = json.loads((out / "mnist_tgsm_grids.json").read_text())
     assert meta["steps"] == 3
-    assert all(0 <= v <= 1 for v in meta["success_rate_off_diagonal"].values())
+    for m, rate in meta["success_rate_off_diagonal"].items():
+        off = [r["success"] for r in rows if r["model"] == m
+               and r["original_class"] != r["target_class"]]
+        assert rate == pytest.approx(np.mean(off))
 
 
 def test_jsma_grids(env):
@@ -296,7 +327,11 @@ def test_lambda_sweep_tiny(env):
     assert_figure(out / "mnist_lambda_sweep")
     assert sorted({r["lambda"] for r in rows}) == [1.0, 1000.0]
     assert len(rows) == 2 * (1 + 2 * 3)
-    assert all(0 <= r["accuracy"] <= 1 for r in rows)
+    ds = env["mnist"]
+    paper_model = models_of(env, ds)["insensitive"]  # λ = 1000 is the paper's model
+    pred = np.argmax(paper_model.predict(ds.x_test[:1000], verbose=0), -1)
+    clean = [r["accuracy"] for r in rows if r["lambda"] == 1000.0 and r["metric"] == "clean"]
+    assert clean == [pytest.approx(np.mean(pred == ds.y_test[:1000]))]
     meta = json.loads((out / "mnist_lambda_sweep.json").read_text())
     assert meta["paper_lambda"] == {"insensitive": 1000.0}
 
@@ -317,7 +352,13 @@ def test_clean_accuracy(env):
         assert r["accuracy"] == pytest.approx(
             evaluation.accuracy(models[r["model"]], ds.x_test, ds.y_test), abs=1e-4)
         assert r["published_accuracy"] == paper[r["model"]] and r["n_examples"] == 1000
-        assert 0 <= r["f1_macro"] <= 1
+        pred = np.argmax(models[r["model"]].predict(ds.x_test, verbose=0), -1)
+        conf = np.zeros((10, 10))
+        np.add.at(conf, (ds.y_test, pred), 1)
+        tp = np.diag(conf)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.nan_to_num(2 * tp / (conf.sum(0) + conf.sum(1)))
+        assert r["f1_macro"] == pytest.approx(f1.mean(), abs=1e-4)
     md = (out / "mnist_clean_accuracy.md").read_text()
     assert md.count("\n| ") == 6 and "99.30" in md
     assert len(_read(out / "mnist_clean_accuracy.csv")) == 5
@@ -328,7 +369,17 @@ def test_adversarial_examples(env):
     for attack in ("fgsm", "tgsm"):
         assert_figure(out / f"mnist_examples_{attack}")
     assert len(rows) == 2 * 5 * 10
-    assert all(0 <= r["unperturbed_pixels"] <= 784 for r in rows)
+    ds = env["mnist"]
+    normal = models_of(env, ds)["normal"]
+    x = tf.constant(ds.x_test[:1000])  # the original's gradient chunk of 1000
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=ds.y_test[:1000].astype("int32"), logits=normal(x, training=False)))
+    zeros = np.sum(tape.gradient(ce, x).numpy()[:10] == 0, axis=(1, 2, 3))
+    got = [r["unperturbed_pixels"] for r in rows
+           if r["attack"] == "fgsm" and r["source_model"] == "normal"]
+    assert got == zeros.tolist()
 
 
 def test_insensitive_variants(env):
@@ -341,16 +392,25 @@ def test_insensitive_variants(env):
     assert len(rows) == 2 * 2 * 3
     n_cells = {"target": 4 * 7, "source": 4 * 7, "white-box": 7}  # eps 0.1-0.7, 4 other models
     for r in rows:
-        assert r["n_cells"] == n_cells[r["cells"]] and 0 <= r["mean_abs_diff"] <= 1
+        assert r["n_cells"] == n_cells[r["cells"]]
     for name, model in (("insensitive", models["insensitive"]), ("certainty", certainty)):
         clean = evaluation.accuracy(model, ds.x_test, ds.y_test)
         assert {r["clean_accuracy"] for r in rows if r["candidate"] == name} == {round(clean, 4)}
-        # the white-box group recomputed directly: the candidate attacking itself
-        grid = evaluation.transfer_grid({"insensitive": model}, {"insensitive": model}, ds.x_test,
-                                        ds.y_test, attack="tgsm", bounds=ds.bounds, n_examples=256)
+        # the white-box group recomputed with a plain tape: single-step TGSM towards (y+1) mod 10
+        x = tf.constant(ds.x_test[:1000])  # the original's gradient chunk of 1000
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=((ds.y_test[:1000] + 1) % 10).astype("int32"),
+                logits=model(x, training=False)))
+        sign = np.sign(tape.gradient(ce, x).numpy()[:256])
         theirs = {r["eps"]: r["accuracy"] for r in published.load_transfer(dataset="mnist", attack="tgsm")
                   if r["target_model"] == r["source_model"] == "insensitive"}
-        expect = np.mean([abs(g.accuracy - theirs[g.eps]) for g in grid if g.eps > 0])
+        mine = {}
+        for e in [e for e in theirs if e > 0]:
+            x_adv = np.clip(ds.x_test[:256] - np.float32(e) * sign, 0, 1)
+            mine[e] = np.mean(np.argmax(model.predict(x_adv, verbose=0), -1) == ds.y_test[:256])
+        expect = np.mean([abs(mine[e] - theirs[e]) for e in mine])
         got = [r["mean_abs_diff"] for r in rows
                if (r["candidate"], r["attack"], r["cells"]) == (name, "tgsm", "white-box")]
         assert got == [pytest.approx(expect, abs=1e-4)]
