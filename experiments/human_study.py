@@ -209,6 +209,7 @@ def serve(argv) -> None:
                          on_ready=ready)
         except OSError as err:
             p.error(f"cannot listen on {args.host}:{args.port} ({err.strerror or err})")
+    print("stopped; every acknowledged answer is in the database", flush=True)
 
 
 def _screenshot(p, study, protocol, args) -> None:
@@ -336,12 +337,31 @@ def analyze(argv) -> list[pathlib.Path]:
                                     lambda tmp: pathlib.Path(tmp).write_text(text)))
     record = {"source": str(source), "simulated": simulated, "study": str(study.root),
               "study_fingerprint": study.fingerprint, "attack": study.manifest.get("attack"),
-              "options": vars(args), **vars(result)}
+              "options": vars(args), "written": _now(), "versions": _versions(),
+              **vars(result)}
     paths.append(cache.atomic_write(stem.with_suffix(".json"),
                                     lambda tmp: _common.write_json(tmp, record)))
     print(text, flush=True)
     _common.log("wrote " + ", ".join(str(x) for x in paths))
     return paths
+
+
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict:
+    import platform
+
+    import numpy
+    import scipy
+
+    import gradreg_tf
+
+    return {"gradreg_tf": gradreg_tf.__version__, "numpy": numpy.__version__,
+            "scipy": scipy.__version__, "python": platform.python_version()}
 
 
 def _attack_text(study) -> str:

@@ -157,6 +157,11 @@ def screenshot_trial_page(base_url: str, path, *, answered: int = 2, choose=lamb
         start_session(driver, base_url)
         answer_trials(driver, choose=choose, limit=answered)
         wait_trial(driver, answered)
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.by import By
+
+        # move the pointer off the buttons (no hover highlight in the picture)
+        ActionChains(driver).move_to_element(driver.find_element(By.ID, "progress-text")).perform()
         tmp = path.with_name(f".{path.name}.tmp.png")
         driver.save_screenshot(str(tmp))
         shutil.move(tmp, path)

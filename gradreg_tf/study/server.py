@@ -32,6 +32,7 @@ import json
 import pathlib
 import re
 import secrets
+import signal
 import threading
 from typing import Callable, Iterator
 
@@ -119,7 +120,8 @@ def create_app(study_dir, *, db_path=None, protocol: design.Protocol = design.Pr
     here = pathlib.Path(__file__).parent
     app = flask.Flask(__name__, static_folder=str(here / "static"),
                       template_folder=str(here / "templates"), static_url_path="/static")
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, ADMIN_TOKEN=admin_token, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, ADMIN_TOKEN=admin_token)
+    app.json.sort_keys = False
     ctx = _Context(study, store, protocol, plan, admin_token)
     app.extensions["gradreg_study"] = ctx
     keys, cant_tell_key = choice_keys(study.class_names)
@@ -273,7 +275,7 @@ def _create_server(app, host: str, port: int, threads: int):
 
 def serve(app, *, host: str = "127.0.0.1", port: int = 8000, threads: int = 8,
           on_ready: Callable[[str], None] | None = None) -> None:
-    """Serves ``app`` with waitress until interrupted.
+    """Serves ``app`` with waitress until interrupted (Ctrl-C or SIGTERM).
 
     Args:
         app: from :func:`create_app`.
@@ -285,10 +287,18 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 8000, threads: int = 8,
     server = _create_server(app, host, port, threads)
     if on_ready:
         on_ready(f"http://{host}:{server.effective_port}")
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, stop)
     try:
-        server.run()
+        server.run()  # returns after closing the server on KeyboardInterrupt
     finally:
-        server.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
