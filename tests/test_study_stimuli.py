@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from gradreg_tf import GradRegClassifier, attacks, data
-from gradreg_tf import models as gr_models
 from gradreg_tf.study import simulation, stimuli
 from gradreg_tf.study.stimuli import AttackSettings
 

@@ -10,9 +10,10 @@ kept only when the attack reached its target against every compared model, so ev
 shows the same items.
 
 Each stimulus is saved as an 8-bit PNG (the dataset's ``bounds`` mapped linearly onto 0..255;
-MNIST's pixels k/255 round-trip up to float32 rounding), and the models' predictions and the success filter
-are computed on the image *as saved*, i.e. on what people will see. Clean test images that are
-not originals (the next ``n_attention_per_class`` of each class) are saved as attention checks.
+MNIST's pixels k/255 round-trip up to float32 rounding), and the models' predictions and the
+success filter are computed on the image *as saved*, i.e. on what people will see. Clean test
+images that are not originals (the next ``n_attention_per_class`` of each class) are saved as
+attention checks.
 
 A study is a folder ``images/<condition>/<item>.png``, ``images/clean/<test>.png`` and
 ``manifest.json`` (attack settings, items, every stimulus with its sha256 and the model's
