@@ -127,6 +127,13 @@ class PeakRSS:
         return (self.peak - self.base) / 2**20
 
 
+def _art_classifier(model, classifier_cls):
+    """ART's wrapper of the bench model (10 classes, 28x28x1 in [0, 1], logits)."""
+    return classifier_cls(
+        model=model, nb_classes=10, input_shape=(28, 28, 1), clip_values=(0.0, 1.0),
+        loss_object=keras.losses.CategoricalCrossentropy(from_logits=True))
+
+
 def art_runs(model, x, y, xj, tj, gamma, repeats, *, with_jsma=True):
     """ART's FGSM and (``with_jsma``) JSMA (SaliencyMapMethod) on the same model/images, or
     None."""
@@ -135,9 +142,7 @@ def art_runs(model, x, y, xj, tj, gamma, repeats, *, with_jsma=True):
         from art.estimators.classification import TensorFlowV2Classifier
     except ImportError:
         return None
-    clf = TensorFlowV2Classifier(
-        model=model, nb_classes=10, input_shape=(28, 28, 1), clip_values=(0.0, 1.0),
-        loss_object=keras.losses.CategoricalCrossentropy(from_logits=True))
+    clf = _art_classifier(model, TensorFlowV2Classifier)
     onehot = np.eye(10, dtype=np.float32)
     out = {}
     fgm = FastGradientMethod(clf, eps=0.3, batch_size=len(x))
@@ -166,9 +171,7 @@ def art_pgd(model, x, y, eps, repeats):
         from art.estimators.classification import TensorFlowV2Classifier
     except ImportError:
         return None
-    clf = TensorFlowV2Classifier(
-        model=model, nb_classes=10, input_shape=(28, 28, 1), clip_values=(0.0, 1.0),
-        loss_object=keras.losses.CategoricalCrossentropy(from_logits=True))
+    clf = _art_classifier(model, TensorFlowV2Classifier)
     attack = ProjectedGradientDescent(clf, norm=np.inf, eps=eps, eps_step=2.5 * eps / PGD_STEPS,
                                       max_iter=PGD_STEPS, num_random_init=1,
                                       batch_size=len(x), verbose=False)
