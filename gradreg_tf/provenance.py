@@ -96,9 +96,7 @@ def machine_signature() -> dict:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name") and not cpu:
-                    cpu = line.split(":", 1)[1].strip()
-                elif line.startswith("model name"):
+                if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
                 if line.startswith("flags"):
                     flags = hashlib.sha256(line.split(":", 1)[1].strip().encode()).hexdigest()[:16]
