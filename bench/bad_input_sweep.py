@@ -83,7 +83,6 @@ DOCUMENTED = (
     AttributeError,
     FileNotFoundError,
     NonFiniteLossError,
-    training.NonFiniteLossError,
 )
 OUTCOMES = ("clear", "handled", "unclear", "silent", "late")
 

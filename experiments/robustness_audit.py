@@ -29,21 +29,13 @@ import time
 
 import _common
 
+from gradreg_tf import cli
+
 TABLE_EPS = (0.1, 0.2, 0.3)
 """The eps of the summary table (MNIST's customary 0.1-0.3; those on the grid are shown)."""
 
 CSV_FIELDS = ("dataset", "budget", "model", "attack", "eps", "accuracy", "n_correct",
               "n_examples", "source", "source_attack")
-
-
-def _floats(text: str, option: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        values = ()
-    if not values or any(not 0 <= v < float("inf") for v in values):
-        raise ValueError(f"{option} must be comma-separated numbers >= 0, received {text!r}")
-    return values
 
 
 def build_parser():
@@ -54,7 +46,7 @@ def build_parser():
     p.add_argument("--n-test", type=int, default=1000, help="first N test images")
     p.add_argument("--steps", type=int, default=40, help="PGD steps per restart")
     p.add_argument("--restarts", type=int, default=5, help="PGD random restarts")
-    p.add_argument("--epsilons", default=",".join(f"{e:g}" for e in AUDIT_EPSILONS),
+    p.add_argument("--epsilons", type=cli.nonnegative_floats, default=",".join(f"{e:g}" for e in AUDIT_EPSILONS),
                    help="comma-separated L-inf eps (0 = clean is always included)")
     p.add_argument("--models", default=",".join(PAPER_MODELS),
                    help=f"comma-separated models to audit, from {', '.join(PAPER_MODELS)}")
@@ -119,10 +111,7 @@ def main(argv=None):
 
     p = build_parser()
     args = p.parse_args(argv)
-    try:
-        epsilons = _floats(args.epsilons, "--epsilons")
-    except ValueError as err:
-        p.error(str(err))
+    epsilons = args.epsilons
     names = tuple(m.strip() for m in args.models.split(",") if m.strip())
     unknown = [m for m in names if m not in PAPER_MODELS]
     if unknown or not names:

@@ -29,6 +29,8 @@ import time
 
 import _common
 
+from gradreg_tf import cli
+
 ATTACKS = ("fgsm", "tgsm")
 
 
@@ -49,10 +51,10 @@ def build_parser(default_dataset: str = "mnist"):
     p.add_argument("--n-examples", default="256",
                    help="attacked test images: the first N, or 'all' = the notebooks' test set "
                         "(MNIST, notMNIST: all 10000; SVHN: the first 4000)")
-    p.add_argument("--n-claims", type=int, default=2048,
+    p.add_argument("--n-claims", type=cli.nonnegative_int, default=2048,
                    help="test images for our side of the paper's claims (0: use the grid's own)")
     p.add_argument("--attacks", default="fgsm,tgsm", help="comma-separated: fgsm, tgsm")
-    p.add_argument("--epsilons", default=None,
+    p.add_argument("--epsilons", type=cli.nonnegative_floats, default=None,
                    help="comma-separated eps values (default: 0,0.1,...,0.7 as the paper)")
     return p
 
@@ -114,8 +116,6 @@ def main(argv=None, *, default_dataset: str = "mnist"):
         n_arg = _n_examples(args.n_examples)
     except ValueError as err:
         p.error(str(err))
-    if args.n_claims < 0:
-        p.error(f"--n-claims must be >= 0, received {args.n_claims}")
     attacks = [a.strip().lower() for a in args.attacks.split(",") if a.strip()]
     bad = [a for a in attacks if a not in ATTACKS]
     if bad or not attacks:
@@ -124,8 +124,7 @@ def main(argv=None, *, default_dataset: str = "mnist"):
     from gradreg_tf import claims as claims_mod
     from gradreg_tf import evaluation, plotting, published
 
-    epsilons = (evaluation.PAPER_EPSILONS if args.epsilons is None
-                else tuple(float(e) for e in args.epsilons.split(",")))
+    epsilons = evaluation.PAPER_EPSILONS if args.epsilons is None else args.epsilons
     start = time.time()
     ds = _common.load_dataset(args)
     n_test = len(ds.x_test)

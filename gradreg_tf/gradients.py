@@ -233,18 +233,25 @@ def logits(model, x: tf.Tensor) -> tf.Tensor:
 
 
 def n_classes(model, x: np.ndarray) -> int:
-    """Number of classes: the model's static output width, else a forward pass on ``x[:1]``."""
+    """Number of classes, after checking that ``model`` returns logits.
+
+    Runs the model (through the cached predict function) on up to 4 examples of ``x`` and
+    checks the values with :func:`gradreg_tf._checks.check_logits`: a single-logit model or
+    one ending in softmax would make the sign attacks return their input unchanged or climb a
+    much flatter function, silently.
+
+    Raises:
+        ValueError: if the output is not ``(batch, K)`` with K >= 2, or looks like probabilities.
+    """
     shape = None
     try:
         shape = tuple(model.outputs[0].shape)
     except (AttributeError, IndexError, TypeError, ValueError):
         shape = None
-    if not shape or shape[-1] is None:
-        shape = tuple(logits(model, tf.convert_to_tensor(x[:1])).shape)
-    if len(shape) != 2:
-        raise ValueError(f"the model must return logits of shape (batch, classes), "
-                         f"received output shape {shape}.")
-    return int(shape[-1])
+    if shape and (len(shape) != 2 or (shape[-1] is not None and shape[-1] < 2)):
+        raise ValueError("the model must return logits of shape (batch, classes) with at least "
+                         f"2 classes, received output shape {shape}.")
+    return _checks.check_logits(logits(model, tf.convert_to_tensor(x[:4])).numpy())
 
 
 def check_model_input(model, x, *, bounds, name: str = "x") -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradreg_tf import cache as _cache
-from gradreg_tf.models import GradRegClassifier, mnist_cnn, svhn_cnn
+from gradreg_tf.models import GradRegClassifier, NonFiniteLossError, mnist_cnn, svhn_cnn
 from gradreg_tf.provenance import PROVENANCE_BATCHES, weights_fingerprint
 from gradreg_tf.recipes import Recipe
 
@@ -52,10 +52,6 @@ def enable_determinism() -> None:
 def op_determinism_enabled() -> bool:
     """Whether :func:`enable_determinism` (or ``TF_DETERMINISTIC_OPS=1``) is in effect."""
     return _DETERMINISM["enabled"]
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss (typically λ too large)."""
 
 
 def build_model(recipe: Recipe, *, input_shape, bounds) -> GradRegClassifier:

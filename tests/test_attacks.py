@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradreg_tf import gradients
+from gradreg_tf import evaluation, gradients
 from gradreg_tf.attacks import (JSMAResult, fgsm, fgsm_signs, jsma, predict_labels,
                                 random_sign_noise, tgsm)
 from gradreg_tf.attacks.jsma import best_pairs
@@ -430,6 +430,39 @@ def test_bad_types_raise_type_error():
         fgsm(model, rand_images(3), 0.1, bounds=(0, 1), y=[0.5, 1, 2])
     with pytest.raises(TypeError):
         fgsm(model, rand_images(3), 0.1, bounds=(0, 1), clip_min=0)  # unknown keyword
+
+
+def _not_logits(kind):
+    if kind == "one_logit":
+        return keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(1)])
+    if kind == "softmax":
+        return keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
+                                 keras.layers.Dense(K, activation="softmax")])
+    # a plain callable whose width the static shape cannot tell
+    return lambda x: tf.nn.softmax(tf.reshape(x, (-1, N_FEATURES))[:, :K])
+
+
+NOT_LOGITS_CALLS = {
+    "fgsm": lambda m, x: fgsm(m, x, 0.1, bounds=(0, 1)),
+    "fgsm_margin": lambda m, x: fgsm(m, x, 0.1, bounds=(0, 1), loss="margin"),
+    "fgsm_signs": lambda m, x: fgsm_signs(m, x, bounds=(0, 1)),
+    "tgsm": lambda m, x: tgsm(m, x, 0.1, bounds=(0, 1)),
+    "tgsm_target": lambda m, x: tgsm(m, x, 0.1, bounds=(0, 1), y_target=[0] * len(x)),
+    "jsma": lambda m, x: jsma(m, x, y_target=[0] * len(x), bounds=(0, 1)),
+    "pgd": lambda m, x: __import__("gradreg_tf.attacks", fromlist=["pgd"]).pgd(
+        m, x, 0.1, bounds=(0, 1), steps=2),
+    "accuracy": lambda m, x: evaluation.accuracy(m, x, [0] * len(x)),
+    "gradient_signs": lambda m, x: evaluation.gradient_signs(m, x, [0] * len(x), bounds=(0, 1)),
+}
+
+
+@pytest.mark.parametrize("kind", ["one_logit", "softmax", "callable_softmax"])
+@pytest.mark.parametrize("name", sorted(NOT_LOGITS_CALLS))
+def test_models_not_returning_logits_are_refused(name, kind):
+    """A single logit makes FGSM/TGSM return x unchanged and JSMA report success; a final
+    softmax makes the attacks climb a much flatter function. Both would be silent."""
+    with pytest.raises(ValueError, match="at least 2 classes|looks like probabilities"):
+        NOT_LOGITS_CALLS[name](_not_logits(kind), rand_images(5))
 
 
 # ----------------------------------------------------------------------------- JSMA

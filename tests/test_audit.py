@@ -291,8 +291,8 @@ def test_script_end_to_end(tmp_path, data_dir, monkeypatch):
 
 @pytest.mark.parametrize("argv, match", [
     (["--models", "normal,bogus"], "unknown"),
-    (["--epsilons", "0.1,x"], "--epsilons must be"),
-    (["--epsilons", "-0.1"], "--epsilons must be"),
+    (["--epsilons", "0.1,x"], "--epsilons: expected comma-separated finite numbers >= 0"),
+    (["--epsilons", "-0.1"], "--epsilons: expected comma-separated finite numbers >= 0"),
     (["--steps", "0"], "--steps.*>= 1"),
     (["--attack-seed", "-3"], "--attack-seed.*>= 0"),
 ])

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -171,7 +172,7 @@ def test_mnist_transfer(env):
     assert cmp["mean_abs_difference"] == pytest.approx(np.mean(diffs), abs=1e-9)
 
 
-def test_transfer_entry_points_and_bad_options(env, monkeypatch):
+def test_transfer_entry_points_and_bad_options(env, monkeypatch, capsys):
     import importlib
 
     transfer = importlib.import_module("transfer")
@@ -182,9 +183,21 @@ def test_transfer_entry_points_and_bad_options(env, monkeypatch):
         importlib.import_module(f"{name}_transfer").main(["--quick"])
     assert seen == [(["--quick"], "mnist"), (["--quick"], "notmnist"), (["--quick"], "svhn")]
     monkeypatch.undo()
-    for bad in (["--n-examples", "0"], ["--n-examples", "many"], ["--attacks", "pgd"]):
+
+    def no_load(*a, **k):
+        raise AssertionError("data loaded before the options were checked")
+
+    monkeypatch.setattr(data, "load", no_load)
+    for bad, match in ((["--n-examples", "0"], "--n-examples"),
+                       (["--n-examples", "many"], "--n-examples"),
+                       (["--attacks", "pgd"], "--attacks"),
+                       (["--n-claims", "-1"], "--n-claims"),
+                       *((["--epsilons", e], r"--epsilons: expected comma-separated finite "
+                                             rf"numbers >= 0, received '{re.escape(e)}'")
+                         for e in ("a,b", "-1", "nan", "0.1,", "inf"))):
         with pytest.raises(SystemExit):
             transfer.main(bad + TINY)
+        assert re.search(match, capsys.readouterr().err), bad
 
 
 def test_svhn_transfer_on_synthetic_mat_files(env):

@@ -286,6 +286,55 @@ def test_integer_images_are_rejected_on_every_input_path():
         model.train_on_batch(xi[:16], y[:16])
 
 
+def _soft(y, k=3):
+    soft = np.full((len(y), k), 0.1, "float32")
+    soft[np.arange(len(y)), y] = 0.8
+    return soft
+
+
+@pytest.mark.parametrize("defect", ["row_sum", "negative", "nan"])
+def test_soft_labels_from_tf_data_are_checked_like_arrays(defect):
+    """Soft labels were checked for arrays only: from tf.data, rows that are not
+    probabilities trained silently."""
+    x, y = _blobs(32)
+    soft = _soft(y)
+    if defect == "row_sum":
+        soft[20] *= 2.0
+    elif defect == "negative":
+        soft[20, :2] = [-0.1, 0.3]
+    else:
+        soft[20, 0] = np.nan
+    model = _compiled(temperature=5.0)
+    with pytest.raises(ValueError, match="probability rows|must be probabilities"):  # arrays
+        model.fit(x, soft, verbose=0)
+    ds = tf.data.Dataset.from_tensor_slices((x, soft)).batch(16)
+    with pytest.raises(ValueError, match="probability rows.*tf.data"):
+        model.fit(ds, verbose=0)
+    with pytest.raises(ValueError, match="probability rows.*tf.data"):
+        model.evaluate(ds, verbose=0)
+
+
+def test_label_dtypes_and_ranks_from_tf_data():
+    x, y = _blobs(32)
+    model = _compiled(temperature=5.0)
+    good = tf.data.Dataset.from_tensor_slices((x, _soft(y))).batch(16)
+    assert np.isfinite(model.fit(good, verbose=0).history["loss"]).all()
+    assert np.isfinite(model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(16),
+                                 verbose=0).history["loss"]).all()
+    floats = tf.data.Dataset.from_tensor_slices((x, y.astype("float32") + 0.7)).batch(16)
+    with pytest.raises(TypeError, match="float class labels would be truncated"):
+        _compiled(temperature=5.0).fit(floats, verbose=0)  # static rank: refused while tracing
+    # after the (batch, K) soft labels above Keras retraces with the rank relaxed
+    with pytest.raises(ValueError, match=r"float probabilities of shape \(batch, classes\)"):
+        model.fit(floats, verbose=0)
+    column = tf.data.Dataset.from_tensor_slices((x, y[:, None])).batch(16)
+    # after the (batch,) labels above Keras retraces with the rank relaxed: a runtime check
+    with pytest.raises(ValueError, match=r"integer labels of shape \(batch,\).*another rank"):
+        model.fit(column, verbose=0)
+    with pytest.raises(ValueError, match=r"flatten integer labels to \(batch,\)"):
+        _compiled(temperature=5.0).fit(column, verbose=0)  # static rank: refused while tracing
+
+
 @pytest.mark.parametrize("attr,value", [
     ("penalty_weight", 100.0), ("temperature", 2.0), ("adversarial_eps", 0.1),
     ("penalty", "certainty"), ("norm", "l1"), ("bounds", (0.0, 1.0)),

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from gradreg_tf import cache, recipes, training, zoo
+from gradreg_tf import cache, models, recipes, training, zoo
 from gradreg_tf.data.base import Dataset
 
 HERE = pathlib.Path(__file__).parent
@@ -134,6 +134,8 @@ def test_nan_guard_stops_and_caches_nothing(tmp_path):
         zoo.cached_or_trained(recipe, ds.x_train, ds.y_train, dataset=ds, cache_dir=tmp_path,
                               progress=False)
     assert not list((tmp_path / "models").rglob("*[!t].keras"))  # no final model (a checkpoint may exist)
+    # one error class, whichever module a caller catches it from
+    assert training.NonFiniteLossError is models.NonFiniteLossError
 
 
 def test_killed_run_resumes_to_identical_weights(tmp_path):

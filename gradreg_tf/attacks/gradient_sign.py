@@ -104,9 +104,10 @@ def predict_labels(model, x: TensorLike, *, batch_size: int = 1000) -> np.ndarra
 
 
 def _fgsm_labels(model, arr: np.ndarray, y) -> np.ndarray:
+    k = G.n_classes(model, arr)  # checks the model returns logits, with or without y
     if y is None:
         return np.full(len(arr), -1, np.int64)
-    return _checks.check_labels(y, n_classes=G.n_classes(model, arr), n_examples=len(arr))
+    return _checks.check_labels(y, n_classes=k, n_examples=len(arr))
 
 
 def fgsm(model: ModelFn, x: TensorLike, eps: float, *, bounds, y: TensorLike | None = None,
@@ -150,7 +151,8 @@ def fgsm(model: ModelFn, x: TensorLike, eps: float, *, bounds, y: TensorLike | N
     Raises:
         ValueError: negative or non-finite ``eps``, reversed bounds, ``x`` outside ``bounds``,
             wrong rank/shape for the model, labels out of range or of the wrong length,
-            ``batch_size`` < 1, unknown ``loss``.
+            ``batch_size`` < 1, unknown ``loss``, a model that does not return logits of at
+            least 2 classes (one output, or probabilities).
         TypeError: integer ``x`` or non-integer labels.
     """
     bounds = _checks.as_bounds(bounds)

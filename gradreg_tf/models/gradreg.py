@@ -175,6 +175,10 @@ def _label_range_as_value_error():
     try:
         yield
     except tf.errors.InvalidArgumentError as err:
+        for message in _RUNTIME_LABEL_ERRORS:
+            if message in err.message:
+                raise ValueError(f"{message} (labels of tf.data input are checked as the step "
+                                 "runs).") from None
         found = _LABEL_RANGE.search(err.message)
         if found is None:
             raise
@@ -182,6 +186,55 @@ def _label_range_as_value_error():
             f"y must be in [0, {int(found[2]) - 1}], received label {found[1]} in a batch "
             "(labels of tf.data input are checked by TensorFlow as the step runs)."
         ) from None
+
+
+SOFT_LABELS_ERROR = ("y must hold probability rows (finite entries >= 0 summing to 1 within "
+                     "1e-3), received a batch of soft labels that does not")
+LABEL_RANK_ERROR = ("y must hold integer labels of shape (batch,) or float probabilities of "
+                    "shape (batch, classes), received a batch of another rank")
+_RUNTIME_LABEL_ERRORS = (SOFT_LABELS_ERROR, LABEL_RANK_ERROR)
+
+
+def _asserted(y, condition, message):
+    with tf.control_dependencies([tf.debugging.Assert(condition, [message])]):
+        return tf.identity(y)
+
+
+def _checked_labels(y) -> tf.Tensor:
+    """Labels of one batch as the step traces it: integer ``(B,)`` or soft ``(B, K)``.
+
+    Integer labels of another rank and float labels of rank 1 (which ``tf.cast`` would
+    truncate) are refused while tracing when the rank is static, and as the step runs when
+    Keras has relaxed it (a retrace after another label shape); soft labels get a runtime check
+    that each row is a probability vector, the rule :func:`gradreg_tf._checks.check_soft_labels`
+    applies to arrays. Runtime checks are graph asserts: under XLA, which drops asserts, they
+    are no-ops.
+    """
+    y = tf.convert_to_tensor(y)
+    rank = y.shape.rank
+    described = f"dtype {y.dtype.name} and shape {y.shape}"
+    if y.dtype.is_integer:
+        if rank is None:  # without a static rank, a (B, 1) column would broadcast silently
+            return tf.reshape(_asserted(y, tf.equal(tf.rank(y), 1), LABEL_RANK_ERROR), [-1])
+        if rank != 1:
+            raise ValueError(f"{LABEL_RANK_ERROR}: {described}"
+                             + (" (flatten integer labels to (batch,))." if rank == 2 else "."))
+        return y
+    if not y.dtype.is_floating:
+        raise TypeError(f"y must hold integer labels or float probabilities, received {described}.")
+    if rank == 1:
+        raise TypeError(f"y must hold integer labels (batch,) or probabilities (batch, classes), "
+                        f"received {described}: float class labels would be truncated; cast "
+                        "them to int.")
+    if rank is None:
+        y = _asserted(y, tf.equal(tf.rank(y), 2), LABEL_RANK_ERROR)
+        y = tf.reshape(y, tf.stack([tf.shape(y)[0], -1]))  # a static rank for the loss
+    elif rank != 2:
+        raise ValueError(f"{LABEL_RANK_ERROR}: {described}.")
+    y32 = tf.cast(y, tf.float32)
+    ok = tf.reduce_all(tf.math.is_finite(y32)) & tf.reduce_all(y32 >= 0) & tf.reduce_all(
+        tf.abs(tf.reduce_sum(y32, axis=-1) - 1.0) <= 1e-3)
+    return _asserted(y, ok, SOFT_LABELS_ERROR)
 
 
 class _NonFiniteGuard(keras.callbacks.Callback):
@@ -380,7 +433,8 @@ class GradRegClassifier(keras.Model):
     def _unpack(data):
         """``(x, y)`` of a batch, refusing sample weights, missing labels and integer images.
 
-        Runs in Python while the step is traced, so it adds nothing to the graph.
+        Runs in Python while the step is traced; only soft labels add an op to the graph
+        (:func:`_checked_labels`).
         """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if sample_weight is not None:
@@ -395,7 +449,7 @@ class GradRegClassifier(keras.Model):
                 f"{x.dtype.name}. Integer images are not cast (that would train on 0-255 "
                 "pixels): scale them as the dataset's preprocessing does (gradreg_tf.data.load)."
             )
-        return x, y
+        return x, _checked_labels(y)
 
     def train_step(self, data):
         x, y = self._unpack(data)
@@ -521,13 +575,15 @@ class GradRegClassifier(keras.Model):
         checked for integer images and weights while the step is traced, and the network's
         output (logits of >= 2 classes, not probabilities) on its first few inputs.
 
-        Soft labels from ``tf.data`` are not checked (only arrays are); integer labels out
-        of range are (by TensorFlow, as the step runs on CPU; on GPU they give a NaN loss).
+        Labels from ``tf.data`` are checked batch by batch: float labels of rank 1 and
+        integer labels of rank 2 while the step is traced, soft labels (probability rows) as it
+        runs, integer labels out of range by TensorFlow (on CPU; on GPU they give a NaN loss).
 
         Raises:
             ValueError: on a wrong shape, non-finite values, labels outside ``[0, K)``,
-                sample/class weights, or a network returning probabilities.
-            TypeError: on integer images.
+                soft labels that are not probability rows, sample/class weights, or a network
+                returning probabilities.
+            TypeError: on integer images or float labels of rank 1.
             NonFiniteLossError: at the first batch whose loss or penalty is NaN or infinite.
         """
         x, y = self._check_xy(x, y, kwargs)
