@@ -93,7 +93,8 @@ def _builder(loss: G.Loss):
                 done = tf.tensor_scatter_nd_update(done, idx[:, None], success)
                 return xa, grad, success, best_x, best_obj, done
 
-            def body(i, x_cur, best_x, best_obj, done, active):
+            def some(x_cur, best_x, best_obj, done, active):
+                """One step on the active examples only (gathered, then scattered back)."""
                 idx = tf.where(active)[:, 0]
                 xa, grad, success, best_x, best_obj, done = evaluate(
                     x_cur, best_x, best_obj, done, idx, True)
@@ -102,7 +103,35 @@ def _builder(loss: G.Loss):
                 still = tf.reduce_all(tf.equal(moved, xa), axis=feature_axes)
                 x_cur = tf.tensor_scatter_nd_update(x_cur, idx[:, None], moved)
                 active = tf.tensor_scatter_nd_update(active, idx[:, None], ~success & ~still)
-                return i + 1, x_cur, best_x, best_obj, done, active
+                return x_cur, best_x, best_obj, done, active
+
+            def every(x_cur, best_x, best_obj, done, active):
+                """The same step when every example is active, without gathers or scatters."""
+                x32 = tf.cast(x_cur, tf.float32)
+                with tf.GradientTape() as tape:
+                    tape.watch(x32)
+                    logits = tf.cast(G.call_logits(get_model(), x32), tf.float32)
+                    obj = direction * G.per_example_loss(logits, labels, loss)
+                    total = tf.reduce_sum(obj)
+                grad = tape.gradient(total, x32)
+                pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
+                success = tf.where(targeted, tf.equal(pred, labels), tf.not_equal(pred, labels))
+                take = success | (obj > best_obj)
+                rows = tf.reshape(take, tf.concat([tf.shape(take), tf.ones_like(feature_axes)], 0))
+                best_x = tf.where(rows, x_cur, best_x)
+                best_obj = tf.where(take, obj, best_obj)
+                moved = x_cur + step * tf.cast(tf.sign(grad), x_cur.dtype)
+                moved = tf.clip_by_value(moved, lo, hi)
+                still = tf.reduce_all(tf.equal(moved, x_cur), axis=feature_axes)
+                return moved, best_x, best_obj, success, ~success & ~still
+
+            def body(i, x_cur, best_x, best_obj, done, active):
+                state = (x_cur, best_x, best_obj, done, active)
+                stepped = tf.cond(tf.reduce_all(active), lambda: every(*state),
+                                  lambda: some(*state))
+                for new, old in zip(stepped, state):
+                    new.set_shape(old.shape)
+                return (i + 1, *stepped)
 
             n = tf.shape(x)[0]
             done = tf.zeros((n,), tf.bool)
