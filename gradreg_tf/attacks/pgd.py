@@ -74,9 +74,8 @@ def _builder(loss: G.Loss):
             hi = tf.minimum(x + eps, upper)
             feature_axes = tf.range(1, tf.rank(x))
 
-            def evaluate(x_cur, best_x, best_obj, done, idx, with_gradient):
-                xa = tf.gather(x_cur, idx)
-                la = tf.gather(labels, idx)
+            def score(xa, la, with_gradient):
+                """Per-example objective, its input gradient (or None) and success."""
                 x32 = tf.cast(xa, tf.float32)
                 with tf.GradientTape() as tape:
                     tape.watch(x32)
@@ -85,7 +84,11 @@ def _builder(loss: G.Loss):
                     total = tf.reduce_sum(obj)
                 grad = tape.gradient(total, x32) if with_gradient else None
                 pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
-                success = tf.where(targeted, tf.equal(pred, la), tf.not_equal(pred, la))
+                return obj, grad, tf.where(targeted, tf.equal(pred, la), tf.not_equal(pred, la))
+
+            def evaluate(x_cur, best_x, best_obj, done, idx, with_gradient):
+                xa = tf.gather(x_cur, idx)
+                obj, grad, success = score(xa, tf.gather(labels, idx), with_gradient)
                 take = success | (obj > tf.gather(best_obj, idx))
                 rows = tf.boolean_mask(idx, take)[:, None]
                 best_x = tf.tensor_scatter_nd_update(best_x, rows, tf.boolean_mask(xa, take))
@@ -107,15 +110,7 @@ def _builder(loss: G.Loss):
 
             def every(x_cur, best_x, best_obj, done, active):
                 """The same step when every example is active, without gathers or scatters."""
-                x32 = tf.cast(x_cur, tf.float32)
-                with tf.GradientTape() as tape:
-                    tape.watch(x32)
-                    logits = tf.cast(G.call_logits(get_model(), x32), tf.float32)
-                    obj = direction * G.per_example_loss(logits, labels, loss)
-                    total = tf.reduce_sum(obj)
-                grad = tape.gradient(total, x32)
-                pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
-                success = tf.where(targeted, tf.equal(pred, labels), tf.not_equal(pred, labels))
+                obj, grad, success = score(x_cur, labels, True)
                 take = success | (obj > best_obj)
                 rows = tf.reshape(take, tf.concat([tf.shape(take), tf.ones_like(feature_axes)], 0))
                 best_x = tf.where(rows, x_cur, best_x)
