@@ -46,7 +46,8 @@ def build_parser():
     p.add_argument("--n-test", type=int, default=1000, help="first N test images")
     p.add_argument("--steps", type=int, default=40, help="PGD steps per restart")
     p.add_argument("--restarts", type=int, default=5, help="PGD random restarts")
-    p.add_argument("--epsilons", type=cli.nonnegative_floats, default=",".join(f"{e:g}" for e in AUDIT_EPSILONS),
+    p.add_argument("--epsilons", type=cli.nonnegative_floats,
+                   default=",".join(f"{e:g}" for e in AUDIT_EPSILONS),
                    help="comma-separated L-inf eps (0 = clean is always included)")
     p.add_argument("--models", default=",".join(PAPER_MODELS),
                    help=f"comma-separated models to audit, from {', '.join(PAPER_MODELS)}")

@@ -65,19 +65,11 @@ def nonnegative_int(text) -> int:
 
 def nonnegative_floats(text) -> tuple[float, ...]:
     """argparse type: one or more comma-separated finite numbers >= 0 (e.g. ``0,0.1,0.3``)."""
-    parts = [part.strip() for part in str(text).split(",")]
-    values = []
-    for part in parts:
-        try:
-            value = float(part)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and value >= 0):
-            raise argparse.ArgumentTypeError(
-                f"expected comma-separated finite numbers >= 0, received {text!r} "
-                f"({part!r} is not one)")
-        values.append(value)
-    return tuple(values)
+    try:
+        return tuple(nonnegative_float(part.strip()) for part in str(text).split(","))
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated finite numbers >= 0, received {text!r} ({err})") from None
 
 
 OPTION_TYPES = {

@@ -243,14 +243,7 @@ def n_classes(model, x: np.ndarray) -> int:
     Raises:
         ValueError: if the output is not ``(batch, K)`` with K >= 2, or looks like probabilities.
     """
-    shape = None
-    try:
-        shape = tuple(model.outputs[0].shape)
-    except (AttributeError, IndexError, TypeError, ValueError):
-        shape = None
-    if shape and (len(shape) != 2 or (shape[-1] is not None and shape[-1] < 2)):
-        raise ValueError("the model must return logits of shape (batch, classes) with at least "
-                         f"2 classes, received output shape {shape}.")
+    _checks.check_logits_model(model)  # the static output shape, when the model has one
     return _checks.check_logits(logits(model, tf.convert_to_tensor(x[:4])).numpy())
 
 

@@ -170,8 +170,8 @@ _LABEL_RANGE = re.compile(r"Received a label value of (-?\d+) which is outside t
 
 
 @contextlib.contextmanager
-def _label_range_as_value_error():
-    """TensorFlow's CPU error on a label out of range (tf.data input) as a ValueError."""
+def _label_errors_as_value_error():
+    """TensorFlow's runtime label errors on tf.data input as ValueErrors (range, rank, rows)."""
     try:
         yield
     except tf.errors.InvalidArgumentError as err:
@@ -593,13 +593,13 @@ class GradRegClassifier(keras.Model):
             callbacks.callbacks.append(guard)
         else:
             callbacks = [*(callbacks or ()), guard]
-        with _label_range_as_value_error():
+        with _label_errors_as_value_error():
             return super().fit(x, y, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
         """``keras.Model.evaluate`` after the same input checks as :meth:`fit`."""
         x, y = self._check_xy(x, y, kwargs)
-        with _label_range_as_value_error():
+        with _label_errors_as_value_error():
             return super().evaluate(x, y, **kwargs)
 
     # ------------------------------------------------------------------ config
