@@ -77,6 +77,29 @@ def test_audit_flags_the_distilled_model_and_not_the_normal_one(mnist):
     assert normal_checks["zero_gradients"].value == 0.0
 
 
+def test_audit_flags_the_shipped_distilled_model_and_not_the_shipped_normal_one(data_dir):
+    """The same verdicts on the paper-schedule models that ship with the package."""
+    from gradreg_tf import pretrained
+
+    shipped = pretrained.available("mnist")
+    if not {("mnist", "normal"), ("mnist", "distilled")} <= set(shipped):
+        pytest.skip("the paper-schedule normal and distilled MNIST models are not shipped")
+    ds = g.data.load("mnist", data_dir=data_dir)
+    models = {m: zoo.pretrained("mnist", m) for m in ("normal", "distilled")}
+    result = audit.robustness_audit(models, ds.x_test[:300], ds.y_test[:300], bounds=ds.bounds,
+                                    epsilons=(0.1, 0.3), steps=20, restarts=1)
+    checks = {d.check: d for d in result.diagnostics["distilled"]}
+    assert result.masked("distilled")
+    assert checks["zero_gradients"].flagged and checks["zero_gradients"].value > 0.9
+    assert checks["ce_weaker_than_margin"].flagged
+    fgsm_ce = result.accuracy("distilled", "fgsm_ce", 0.3)
+    assert fgsm_ce > 0.9  # the paper's white-box "immunity" ...
+    assert result.accuracy("distilled", "pgd_margin", 0.3) < 0.05  # ... which the margin breaks
+    assert (result.accuracy("distilled", "worst_case", 0.3)
+            <= result.accuracy("normal", "worst_case", 0.3) + 0.03)
+    assert not result.masked("normal"), result.diagnostics["normal"]
+
+
 # ----------------------------------------------------------------------------- tiny models
 def linear_model(seed, scale=1.0):
     rng = np.random.default_rng(seed)
@@ -248,7 +271,8 @@ def test_figure_has_a_panel_per_model_and_a_bold_worst_case(tiny):
     for ax in panels:
         widths = {line.get_label(): line.get_linewidth() for line in ax.lines}
         assert widths["worst case"] > max(w for k, w in widths.items() if k != "worst case")
-    assert "masked" in panels[2].get_title() and "masked" not in panels[0].get_title()
+    notes = [" ".join(text.get_text() for text in ax.texts) for ax in panels]
+    assert "masked" in notes[2] and "masked" not in notes[0]
     with pytest.raises(ValueError, match="one value per eps"):
         plot_robustness_audit((0, 0.1), {"a": {"noise": np.zeros(3)}})
 

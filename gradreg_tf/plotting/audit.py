@@ -1,7 +1,8 @@
 """The robustness-audit figure: one panel per model, accuracy vs eps for every attack.
 
-Beyond the paper (:mod:`gradreg_tf.audit`). The per-example worst case is the bold black line;
-a panel whose model is flagged as gradient-masked says so in its title.
+Beyond the paper (:mod:`gradreg_tf.audit`). The per-example worst case is a bold grey band
+drawn under the attack curves (so the attack that reaches it stays visible); a panel whose model
+is flagged as gradient-masked says so in a boxed note naming the checks that fired.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ AUDIT_STYLES = {
     "pgd_margin": dict(label="PGD (margin)", color="tab:orange", ls="-", marker="s"),
     "best_transfer": dict(label="best transfer", color="tab:green", ls="-.", marker="^"),
     "noise": dict(label="random-sign noise", color="grey", ls=":", marker="x"),
-    "worst_case": dict(label="worst case", color="black", ls="-", marker=None, lw=3.2),
+    "worst_case": dict(label="worst case", color="black", ls="-", marker=None, lw=6.0,
+                       alpha=0.35, solid_capstyle="butt"),
 }
 """Label, colour, line style and marker of each audit curve."""
 
@@ -37,7 +39,7 @@ def plot_robustness_audit(eps: Sequence[float], curves: Mapping[str, Mapping[str
         curves: ``{model: {curve: accuracies (E,)}}``; curve names are the keys of
             :data:`AUDIT_STYLES` (others are drawn thin and grey).
         flags: ``{model: names of the masking checks that fired}``; non-empty ones are
-            printed under the panel title.
+            written in a boxed note inside the model's panel.
         title: figure title.
         caption: small text under the panels.
         ncols: panels per row.
@@ -64,12 +66,14 @@ def plot_robustness_audit(eps: Sequence[float], curves: Mapping[str, Mapping[str
                                  f"expected {eps.shape} (one value per eps).")
             style = dict(AUDIT_STYLES.get(key, dict(label=key, color="lightgrey")))
             lw = style.pop("lw", 1.4)
-            ax.plot(eps, values, lw=lw, ms=4, zorder=4 if key == "worst_case" else 3, **style)
-        head = model_label(name)
+            ax.plot(eps, values, lw=lw, ms=4, zorder=2 if key == "worst_case" else 3, **style)
+        ax.set_title(model_label(name), fontsize=11, fontweight="bold", color=model_color(name))
         fired = list((flags or {}).get(name, ()))
         if fired:
-            head += "\nmasked: " + ", ".join(f.replace("_", " ") for f in fired)
-        ax.set_title(head, fontsize=8.5 if fired else 10, color=model_color(name))
+            note = "gradient-masked:\n" + "\n".join("· " + f.replace("_", " ") for f in fired)
+            ax.text(0.97, 0.62, note, transform=ax.transAxes, ha="right", multialignment="left",
+                    va="center", fontsize=7.5, color="darkred", zorder=5,
+                    bbox=dict(boxstyle="round,pad=0.35", fc="white", ec="darkred", alpha=0.9))
         ax.set_xlim(eps.min(), eps.max())
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(r"Perturbation $\epsilon$ ($L_\infty$)")
