@@ -1,10 +1,10 @@
 """The human-subject study: make the stimuli, serve them to people, export and analyse the answers.
 
-    python experiments/human_study.py make-stimuli --dataset mnist --budget reduced
-    python experiments/human_study.py serve studies/mnist_tgsm_reduced_seed0
-    python experiments/human_study.py export studies/mnist_tgsm_reduced_seed0
-    python experiments/human_study.py analyze studies/mnist_tgsm_reduced_seed0
-    python experiments/human_study.py simulate studies/mnist_tgsm_reduced_seed0   # pilot run
+    python experiments/human_study.py make-stimuli --dataset mnist   # the shipped paper models
+    python experiments/human_study.py serve studies/mnist_tgsm_paper_seed0
+    python experiments/human_study.py export studies/mnist_tgsm_paper_seed0
+    python experiments/human_study.py analyze studies/mnist_tgsm_paper_seed0
+    python experiments/human_study.py simulate studies/mnist_tgsm_paper_seed0   # pilot run
 
 Ross & Doshi-Velez (AAAI 2018) report that people rated targeted adversarial examples made
 against gradient-regularized models as showing the target class more often than those made
