@@ -12,10 +12,22 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import pathlib
 import sys
 
-from gradreg_tf import claims, published
+from gradreg_tf import claims, evaluation, published
+
+
+def _number(text, where: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not math.isfinite(value):
+        raise SystemExit(f"{where}: expected a finite number, received {text!r}; "
+                         "no comparison from a missing or non-finite value.")
+    return value
 
 
 def _read(path):
@@ -24,15 +36,31 @@ def _read(path):
     if not rows or not {"attack", "target_model", "source_model", "eps", "accuracy"} <= set(rows[0]):
         raise SystemExit(f"{path}: expected a transfer CSV with columns "
                          f"{', '.join(published.TRANSFER_FIELDS)}; received {list(rows[0]) if rows else 'no rows'}.")
-    for r in rows:
-        r["eps"], r["accuracy"] = float(r["eps"]), float(r["accuracy"])
-        r["dataset"] = r.get("dataset", "mnist").lower()
+    for line, r in enumerate(rows, start=2):
+        for column in ("eps", "accuracy"):
+            r[column] = _number(r[column], f"{path}, line {line}, column {column}")
+        r["dataset"] = (r.get("dataset") or "mnist").lower()
     return rows
 
 
-def compare(rows, *, verbose: bool = True):
-    """Returns summary rows (dataset, attack, mean_abs_diff, n_cells) and claim rows."""
+def _claim_rows(path, rows):
+    """The rows the claims are computed from: the per-image results stored next to the CSV
+    (``<stem>.per_example.npz``, paired standard errors) when present, else the CSV's cells."""
+    npz = pathlib.Path(path).with_suffix(".per_example.npz")
+    if not npz.is_file():
+        return rows, "the CSV's cells (per-cell standard-error bound)"
+    table = evaluation.load_per_example(npz)
+    dataset = rows[0]["dataset"]
+    return ([{**r, "dataset": dataset} for r in evaluation.per_example_rows(table)],
+            f"{npz.name} (paired per-image standard errors, "
+            f"{len(next(iter(table.values())))} images)")
+
+
+def compare(rows, *, verbose: bool = True, claim_source=None):
+    """Returns summary rows (dataset, attack, mean_abs_diff, n_cells) and claim rows; the claims
+    are computed on ``claim_source`` (default: ``rows``)."""
     summary, claim_rows = [], []
+    claim_source = rows if claim_source is None else claim_source
     for dataset in sorted({r["dataset"] for r in rows}):
         ours = [r for r in rows if r["dataset"] == dataset]
         theirs = published.load_transfer(dataset=dataset)
@@ -50,13 +78,14 @@ def compare(rows, *, verbose: bool = True):
             summary.append({"dataset": dataset, "attack": attack, "mean_abs_diff": mad,
                             "n_cells": len(common)})
         try:
-            mine, published_claims = claims.transfer_claims(ours), claims.transfer_claims(theirs)
+            mine = claims.transfer_claims([r for r in claim_source if r["dataset"] == dataset])
+            published_claims = claims.transfer_claims(theirs)
             for key, ours_claim in mine.items():
                 claim_rows.append({"dataset": dataset, "claim": ours_claim.name,
                                    "ours": ours_claim.holds, "published": published_claims[key].holds,
                                    "margin": ours_claim.margin, "detail": ours_claim.detail})
-        except (KeyError, ValueError) as err:  # a partial grid (e.g. fewer models or attacks)
-            print(f"claims skipped for {dataset}: missing cell {err}")
+        except claims.MissingCellError as err:  # a partial grid (e.g. fewer models or attacks)
+            print(f"claims not evaluated for {dataset}: {err}")
     return summary, claim_rows
 
 
@@ -83,7 +112,10 @@ def main(argv=None):
     path = pathlib.Path(args.results)
     if not path.is_file():
         p.error(f"results file {path} not found (run experiments/mnist_transfer.py first)")
-    summary, claim_rows = compare(_read(path), verbose=not args.quiet)
+    rows = _read(path)
+    claim_source, described = _claim_rows(path, rows)
+    summary, claim_rows = compare(rows, verbose=not args.quiet, claim_source=claim_source)
+    print(f"\nclaims computed from {described}")
     print("\nmean absolute difference per grid:")
     for s in summary:
         print(f"  {s['dataset']:9s} {s['attack'].upper():5s} {s['mean_abs_diff']:.4f} over {s['n_cells']} cells")

@@ -102,7 +102,8 @@ def paper_claims(rows, dataset: str) -> list[dict]:
     try:
         ours = claims.transfer_claims(rows)
         theirs = claims.transfer_claims(published.load_transfer(dataset=dataset))
-    except (KeyError, ValueError):  # a partial grid (custom --epsilons)
+    except claims.MissingCellError as err:  # a partial grid (custom --epsilons): no claims
+        _common.log(f"claims not evaluated: {err}")
         return []
     return [{"claim": a.name, "key": key, "ours": a.holds, "margin_se": round(a.margin, 2),
              "published": theirs[key].holds, "detail": a.detail} for key, a in ours.items()]
@@ -139,11 +140,12 @@ def main(argv=None, *, default_dataset: str = "mnist"):
     # the notebooks computed SVHN gradients on Xt[:4000] only (in chunks of 1000)
     limit = max(n, n_all)
     clean = {name: evaluation.accuracy(m, x[:n], y[:n], batch_size=n) for name, m in models.items()}
-    rows, summary = [], {}
+    rows, summary, grid_objects = [], {}, []
     for attack in attacks:
         grid_rows = evaluation.transfer_grid(models, models, x[:limit], y[:limit], attack=attack,
                                              epsilons=epsilons, bounds=ds.bounds, n_examples=n,
                                              progress=args.progress)
+        grid_objects += grid_rows
         these = [dict(dataset=ds.name, **r.as_dict(),
                       whitebox=int(r.target_model == r.source_model)) for r in grid_rows]
         rows += these
@@ -180,14 +182,16 @@ def main(argv=None, *, default_dataset: str = "mnist"):
     claims, n_claims = [], 0
     if set(attacks) == set(ATTACKS):
         n_claims = min(args.n_claims, n_test) if args.n_claims else n
-        claim_rows = rows
+        claim_grid = grid_objects
         if n_claims != n:
             _common.log(f"claims: transfer grids on the first {n_claims} test images")
-            claim_rows = [r.as_dict() for attack in attacks for r in evaluation.transfer_grid(
+            claim_grid = [r for attack in attacks for r in evaluation.transfer_grid(
                 models, models, x[:max(n_claims, n_all)], y[:max(n_claims, n_all)],
                 attack=attack, epsilons=epsilons, bounds=ds.bounds, n_examples=n_claims,
                 progress=args.progress)]
-        claims = paper_claims(claim_rows, ds.name)
+        evaluation.save_per_example(_common.stem(args, ds, "transfer").with_suffix(
+            ".per_example.npz"), claim_grid)
+        claims = paper_claims([r.as_dict(per_example=True) for r in claim_grid], ds.name)
     for c in claims:
         _common.log(f"claim {c['claim']}: ours {'holds' if c['ours'] else 'FAILS'}, "
                     f"published {'holds' if c['published'] else 'fails'} ({c['detail']})")

@@ -7,14 +7,28 @@ on the published numbers and on a reproduction, so a reader sees both side by si
 (``experiments/compare_published.py``) and the tests can assert them.
 
 Statistics. Every cell is a proportion of ``n`` test images (``n_examples`` of the row; the
-published grids: 256). A comparison of two means of cells, ``d = mean(A) − mean(B)``, gets the
-standard error ``se`` of independent binomial cells, ``sqrt(Σ p̃(1−p̃)/n / k²)`` per side with
-``p̃ = (x+1)/(n+2)`` (cells sharing test images are positively correlated, which makes this
-conservative for a difference). Two kinds of statement:
+published grids: 256). A comparison of two means of cells, ``d = mean(A) − mean(B)``, gets a
+standard error ``se`` in one of two ways:
 
-* "A leads B" / "A at least as good as B": holds when A is not significantly behind,
-  ``d ≥ −Z·se``;
-* "A beats B": holds when A is significantly ahead, ``d ≥ +Z·se``;
+* **paired, per image** (our grids, whose rows carry ``correct``: one boolean per test image, see
+  :func:`gradreg_tf.evaluation.transfer_grid`): per image ``i``, ``a_i`` is the mean of the A
+  cells' correctness and ``b_i`` of the B cells', ``d_i = a_i − b_i``; ``d = mean(d_i)`` and
+  ``se = sd(d_i) / sqrt(n)``. This accounts for every correlation between cells that share the
+  images (and, on one side, the target model), which summing per-cell binomial variances does not:
+  with ``k`` identical cells on one side that sum understates the side's variance ``k``-fold
+  (its ``se`` by ``sqrt(k)``), so margins computed that way could be overstated by up to
+  ``sqrt(k)``;
+* **bound, per cell** (the published grids: accuracies only): each cell's binomial
+  ``sd_j = sqrt(p̃(1−p̃)/n)`` with ``p̃ = (x+1)/(n+2)``; one side's mean gets ``mean_j sd_j``
+  (its cells perfectly correlated: the largest value any correlation can give) and
+  ``se = sqrt(sd_A² + sd_B²)`` (the two sides uncorrelated; cells on the same images are
+  positively correlated in practice, which only lowers the true ``se``).
+
+Two kinds of statement:
+
+* "A leads B" (non-inferiority): holds when A is not significantly behind, ``d ≥ −Z·se``;
+* "A beats B": holds when A is significantly ahead, ``d ≥ +Z·se``; it never holds when the two
+  sides are identical (``d = 0``);
 
 with ``Z = 2``. Each claim reports its ``margin``: how many standard errors its deciding
 comparison lies from that threshold (negative when it fails). A verdict with ``|margin| < 1``
@@ -22,6 +36,11 @@ is within one standard error of flipping; the tests require ``|margin| ≥ 1``
 (:data:`DECISIVE`), so no verdict rests on a handful of images, and our own grids for the
 claims use more test images than the published 256 (the notebooks' protocol fixes only the
 published numbers).
+
+No verdict from missing or malformed numbers: a row with a non-finite or out-of-range accuracy
+(e.g. in percent), a bad ``n_examples`` or ``eps``, a cell given twice, or per-image results
+that disagree with the row's accuracy raises ``ValueError`` naming the cell and the value; a
+cell a claim needs that the grid lacks raises :class:`MissingCellError`.
 """
 
 from __future__ import annotations
@@ -30,6 +49,8 @@ import dataclasses
 import math
 from typing import Callable, Iterable, Mapping, Sequence
 
+import numpy as np
+
 from gradreg_tf.recipes import PAPER_MODELS
 
 NON_DISTILLED = ("normal", "advtrain", "insensitive", "doubleback")
@@ -37,7 +58,7 @@ Z = 2.0  # significance threshold in standard errors
 DECISIVE = 1.0  # |margin| in standard errors that a test requires of a verdict
 PUBLISHED_N = 256
 
-__all__ = ["Claim", "DECISIVE", "NON_DISTILLED", "PAPER_MODELS", "Z", "advtrain_leads_whitebox",
+__all__ = ["Claim", "DECISIVE", "MissingCellError", "bounded_difference", "paired_difference", "NON_DISTILLED", "PAPER_MODELS", "Z", "advtrain_leads_whitebox",
            "clean_accuracy_floor", "distilled_masks_own_fgsm", "doubleback_beats_normal_transfer",
            "doubleback_beats_normal_whitebox", "doubleback_leads_transfer",
            "gradreg_examples_transfer", "lookup", "mean_abs_difference", "transfer_claims"]
@@ -59,38 +80,134 @@ class Claim:
         return abs(self.margin) >= DECISIVE
 
 
+class MissingCellError(ValueError):
+    """A claim needs a grid cell that the rows do not have (e.g. a grid of fewer models)."""
+
+
+def _finite_fraction(value, what: str) -> float:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(f"{what} is empty ({value!r}): a missing or non-finite value gives no "
+                         "verdict.")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number, received {value!r}.") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{what} is {value!r}: a missing or non-finite value gives no verdict.")
+    if not 0.0 <= x <= 1.0:
+        hint = " (given in percent? accuracies are fractions)" if 1.0 < x <= 100.0 else ""
+        raise ValueError(f"{what} must be a fraction in [0, 1], received {value!r}{hint}.")
+    return x
+
+
+def _cell_key(r: Mapping) -> tuple:
+    eps = float(r["eps"])
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, received {r['eps']!r} in row {dict(r)}.")
+    return (str(r["target_model"]), str(r["source_model"]), round(eps, 2))
+
+
+def _n_examples(r: Mapping, where: str) -> int:
+    n = r.get("n_examples")
+    if n is None or n == "":
+        return PUBLISHED_N
+    try:
+        value = float(n)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (math.isfinite(value) and value == int(value) and value >= 1):
+        raise ValueError(f"n_examples of {where} must be a positive integer, received {n!r}.")
+    return int(value)
+
+
 class _Grid:
-    """``{(target, source, eps): (accuracy, n)}`` of one attack."""
+    """``{(target, source, eps): (accuracy, n, correct or None)}`` of one attack, validated."""
 
     def __init__(self, rows: Iterable[Mapping], attack: str):
+        self.attack = attack
         self.cells = {}
         for r in rows:
-            if r["attack"] == attack:
-                n = int(r.get("n_examples") or PUBLISHED_N)
-                self.cells[(r["target_model"], r["source_model"], round(float(r["eps"]), 2))] = (
-                    float(r["accuracy"]), n)
+            if r["attack"] != attack:
+                continue
+            key = _cell_key(r)
+            where = f"{attack} cell target={key[0]} source={key[1]} eps={key[2]}"
+            if key in self.cells:
+                raise ValueError(f"the {where} is given twice: one value per cell expected.")
+            acc = _finite_fraction(r["accuracy"], f"the accuracy of the {where}")
+            n = _n_examples(r, f"the {where}")
+            correct = r.get("correct")
+            if correct is not None:
+                correct = np.asarray(correct)
+                if correct.dtype != bool or correct.shape != (n,):
+                    raise ValueError(f"the per-image results of the {where} must be {n} booleans, "
+                                     f"received dtype {correct.dtype} shape {correct.shape}.")
+                if abs(correct.mean() - acc) > 0.5 / n:
+                    raise ValueError(f"the per-image results of the {where} give accuracy "
+                                     f"{correct.mean():.4f}, its row {acc!r}: they are not the "
+                                     "same measurement.")
+            self.cells[key] = (acc, n, correct)
         if not self.cells:
-            raise ValueError(f"no {attack} rows in the grid.")
+            raise MissingCellError(f"no {attack} rows in the grid.")
+
+    def _get(self, key):
+        key = (key[0], key[1], round(float(key[2]), 2))
+        try:
+            return self.cells[key]
+        except KeyError:
+            raise MissingCellError(f"the {self.attack} grid has no cell target={key[0]} "
+                                   f"source={key[1]} eps={key[2]}.") from None
 
     def acc(self, target, source, eps) -> float:
-        return self.cells[(target, source, round(float(eps), 2))][0]
+        return self._get((target, source, eps))[0]
 
-    def mean_and_var(self, keys) -> tuple[float, float]:
-        """Mean of the cells and the variance of that mean (independent binomial cells)."""
-        vals = [self.cells[(t, s, round(float(e), 2))] for t, s, e in keys]
-        mean = sum(a for a, _ in vals) / len(vals)
-        var = 0.0
-        for a, n in vals:
-            p = (a * n + 1) / (n + 2)
-            var += p * (1 - p) / n
-        return mean, var / len(vals) ** 2
+    def mean(self, keys) -> float:
+        return sum(self._get(k)[0] for k in keys) / len(keys)
+
+    def diff(self, a_keys, b_keys) -> tuple[float, float]:
+        """``(mean(A) − mean(B), se)``: paired per image when every cell has per-image results
+        on the same images, else the per-cell bound (module docstring)."""
+        a, b = [self._get(k) for k in a_keys], [self._get(k) for k in b_keys]
+        if all(c[2] is not None for c in a + b) and len({c[1] for c in a + b}) == 1:
+            return paired_difference(np.stack([c[2] for c in a]), np.stack([c[2] for c in b]))
+        return bounded_difference([(c[0], c[1]) for c in a], [(c[0], c[1]) for c in b])
+
+
+def paired_difference(a, b) -> tuple[float, float]:
+    """``(d, se)`` of ``mean(A) − mean(B)`` from per-image results (module docstring).
+
+    Args:
+        a, b: boolean or 0/1 arrays ``(cells, n_images)`` of the two sides, on the same images.
+
+    Returns:
+        ``d = mean_i(a_i − b_i)`` with ``a_i`` the mean over A's cells of image ``i``, and its
+        standard error ``sd(d_i) / sqrt(n)``. Scaling: O(cells · n).
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or a.shape[1] < 2:
+        raise ValueError(f"a and b must be (cells, n_images) arrays on the same n >= 2 images, "
+                         f"received shapes {a.shape} and {b.shape}.")
+    d = a.mean(axis=0) - b.mean(axis=0)
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))
+
+
+def bounded_difference(a, b) -> tuple[float, float]:
+    """``(d, se)`` of ``mean(A) − mean(B)`` from accuracies only: ``a``, ``b`` are lists of
+    ``(accuracy, n)``; each side's sd is the mean of its cells' binomial sds (module docstring)."""
+
+    def side(cells):
+        sds = []
+        for acc, n in cells:
+            p = (acc * n + 1) / (n + 2)
+            sds.append(math.sqrt(p * (1 - p) / n))
+        return sum(acc for acc, _ in cells) / len(cells), sum(sds) / len(sds)
+
+    (ma, sa), (mb, sb) = side(a), side(b)
+    return ma - mb, math.sqrt(sa ** 2 + sb ** 2)
 
 
 def _diff(grid: _Grid, a_keys, b_keys) -> tuple[float, float]:
     """``(mean(A) − mean(B), se)``."""
-    ma, va = grid.mean_and_var(a_keys)
-    mb, vb = grid.mean_and_var(b_keys)
-    return ma - mb, math.sqrt(va + vb)
+    return grid.diff(a_keys, b_keys)
 
 
 def lookup(rows: Iterable[Mapping], attack: str) -> dict:
@@ -111,9 +228,11 @@ def mean_abs_difference(ours: Iterable[Mapping], published: Iterable[Mapping], a
         where: keep only the cells ``(target, source, eps)`` for which it returns True.
 
     Raises:
-        ValueError: if the grids share no (selected) cell of ``attack``.
+        ValueError: if the grids share no (selected) cell of ``attack``, or a row is malformed
+            (a non-finite or out-of-range accuracy, a cell given twice).
     """
-    a, b = lookup(ours, attack), lookup(published, attack)
+    a = {k: v[0] for k, v in _Grid(ours, attack).cells.items()}
+    b = {k: v[0] for k, v in _Grid(published, attack).cells.items()}
     common = sorted(k for k in set(a) & set(b) if where is None or where(k))
     if not common:
         raise ValueError(f"no {attack} cells in common between the two grids.")
@@ -125,15 +244,25 @@ def _blackbox(target: str, eps: float, sources: Sequence[str] = NON_DISTILLED) -
 
 
 def _verdict(name: str, comparisons, *, strict: bool) -> Claim:
-    """``comparisons``: ``[(label, d, se)]``; each must satisfy ``d ≥ ±Z·se``."""
+    """``comparisons``: ``[(label, d, se)]``; each must satisfy ``d ≥ ±Z·se`` (strict: ``d > 0``
+    as well, so that two identical sides, ``d = se = 0``, never "beat" one another)."""
     margins, bad, shown = [], [], []
     for label, d, se in comparisons:
+        if not (math.isfinite(d) and math.isfinite(se) and se >= 0):
+            raise ValueError(f"{name}: the comparison {label!r} has d={d!r}, se={se!r}; "
+                             "no verdict from non-finite numbers.")
         threshold = Z * se if strict else -Z * se
-        margin = (d - threshold) / se if se > 0 else math.copysign(math.inf, d - threshold)
-        margins.append(margin)
-        shown.append(f"{'FAILS ' if margin < 0 else ''}{label}: d={d:+.3f} "
-                     f"(se {se:.3f}, margin {margin:+.1f} se)")
-        bad += [label] if margin < 0 else []
+        if se > 0:
+            margin = (d - threshold) / se
+        elif d != threshold:
+            margin = math.copysign(math.inf, d - threshold)
+        else:  # no spread at all and d exactly at the threshold: a tie
+            margin = 0.0
+        fails = margin < 0 or (strict and d <= 0)
+        margins.append(min(margin, 0.0) if fails else margin)
+        shown.append(f"{'FAILS ' if fails else ''}{label}: d={d:+.3f} "
+                     f"(se {se:.3f}, margin {margins[-1]:+.1f} se)")
+        bad += [label] if fails else []
     return Claim(name, not bad, "; ".join(shown), min(margins))
 
 
@@ -185,10 +314,10 @@ def doubleback_leads_transfer(rows, attack: str, *, eps=(0.4, 0.5, 0.6, 0.7)) ->
     g = _Grid(rows, attack)
     comps = []
     for e in eps:
-        others = {m: g.mean_and_var(_blackbox(m, e))[0] for m in NON_DISTILLED if m != "doubleback"}
+        others = {m: g.mean(_blackbox(m, e)) for m in NON_DISTILLED if m != "doubleback"}
         best = max(others, key=others.get)
         d, se = _diff(g, _blackbox("doubleback", e), _blackbox(best, e))
-        comps.append((f"eps {e}: doubleback {g.mean_and_var(_blackbox('doubleback', e))[0]:.3f} "
+        comps.append((f"eps {e}: doubleback {g.mean(_blackbox('doubleback', e)):.3f} "
                       f"vs {best} {others[best]:.3f}", d, se))
     return _verdict(f"doubleback most robust to transferred {attack.upper()} at eps >= 0.4", comps,
                     strict=False)
@@ -225,9 +354,11 @@ def doubleback_beats_normal_whitebox(rows, *, eps=(0.1, 0.2, 0.3)) -> Claim:
 
 
 def gradreg_examples_transfer(rows, attack: str, *, eps=(0.3, 0.4, 0.5)) -> Claim:
-    """Examples crafted on the double-backprop model fool the other models at least as well as
-    the normal model's do (mean over targets distilled, advtrain, insensitive): the targets are
-    not significantly more accurate on them.
+    """Examples crafted on the double-backprop model fool the other models better than the normal
+    model's do (mean over targets distilled, advtrain, insensitive): the targets are significantly
+    less accurate on them. Strict: the paper says the gradient-regularized model's examples transfer
+    *at least as well*, and a non-inferiority reading would hold for two identical models (d = 0);
+    the published grid shows a large gap, so the strict reading is the one that can fail.
 
     Published MNIST FGSM at 0.4: 0.118 (doubleback source) vs 0.340 (normal source).
     """
@@ -237,8 +368,8 @@ def gradreg_examples_transfer(rows, attack: str, *, eps=(0.3, 0.4, 0.5)) -> Clai
     for e in eps:
         d, se = _diff(g, [(t, "normal", e) for t in targets], [(t, "doubleback", e) for t in targets])
         comps.append((f"eps {e}: on normal's minus on doubleback's", d, se))
-    return _verdict(f"doubleback {attack.upper()} examples transfer at least as well as normal's",
-                    comps, strict=False)
+    return _verdict(f"doubleback {attack.upper()} examples transfer better than normal's",
+                    comps, strict=True)
 
 
 def clean_accuracy_floor(clean: Mapping[str, float], *, floor: float, normal_floor: float,
@@ -250,7 +381,14 @@ def clean_accuracy_floor(clean: Mapping[str, float], *, floor: float, normal_flo
     Published MNIST: 99.30 / 99.40 / 99.20 / 99.44 / 99.42 %.
     """
     margins, bad = {}, []
+    for name, value in (("floor", floor), ("normal_floor", normal_floor)):
+        _finite_fraction(value, name)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer (test images), received {n!r}.")
+    if not clean:
+        raise ValueError("clean must map at least one model to its accuracy, received none.")
     for m, a in clean.items():
+        a = _finite_fraction(a, f"the clean accuracy of {m!r}")
         p = (a * n + 1) / (n + 2)
         margins[m] = (a - (normal_floor if m == "normal" else floor)) / math.sqrt(p * (1 - p) / n)
         if margins[m] < 0:

@@ -28,7 +28,9 @@ from gradreg_tf import gradients as G
 from gradreg_tf.types import ModelFn, TensorLike
 
 __all__ = ["GridAttack", "GridRow", "PAPER_EPSILONS", "accuracy", "accuracy_under_attack",
-           "gradient_signs", "leading_signs", "perturb", "transfer_grid"]
+           "attach_per_example", "gradient_signs", "leading_signs", "load_per_example",
+           "per_example_rows", "perturb",
+           "save_per_example", "transfer_grid"]
 
 PAPER_EPSILONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 """The eps grid of every transfer figure, in the dataset's own units (SETUP.md §5)."""
@@ -64,9 +66,21 @@ class GridRow:
     accuracy: float  # n_correct / n_examples, against the true labels
     n_correct: int
     n_examples: int
+    # per test image: was it classified correctly (None when not kept)
+    correct: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    def as_dict(self, *, per_example: bool = False) -> dict:
+        """The cell as a dict of the CSV columns (:data:`gradreg_tf.published.TRANSFER_FIELDS`
+        without ``dataset``); with ``per_example``, also ``correct`` (what
+        :mod:`gradreg_tf.claims` pairs per image)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name != "correct"}
+        if per_example:
+            if self.correct is None:
+                raise ValueError(f"the cell {self.attack} {self.target_model} <- "
+                                 f"{self.source_model} eps {self.eps} kept no per-image results.")
+            out["correct"] = self.correct
+        return out
 
 
 def _as_attack(attack) -> GridAttack:
@@ -237,7 +251,8 @@ def transfer_grid(targets: Mapping[str, ModelFn], sources: Mapping[str, ModelFn]
         progress: show a tqdm progress bar over the grid cells.
 
     Returns:
-        ``GridRow`` list ordered by target, source, eps (the notebooks' order).
+        ``GridRow`` list ordered by target, source, eps (the notebooks' order); each row keeps
+        ``correct``, one boolean per attacked image (:func:`save_per_example` stores them).
 
     Raises:
         ValueError: unknown attack, empty model mappings, negative eps, ``n_examples`` outside
@@ -283,14 +298,108 @@ def transfer_grid(targets: Mapping[str, ModelFn], sources: Mapping[str, ModelFn]
         for target_name, source_name, eps in cells:
             x_adv = perturb(x_n, signs[source_name], eps, attack=attack, bounds=bounds)
             logits = G.logits(targets[target_name], tf.convert_to_tensor(x_adv)).numpy()
-            n_correct = int(np.sum(np.argmax(logits, axis=-1) == y_n))
+            correct = np.argmax(logits, axis=-1) == y_n
+            n_correct = int(np.sum(correct))
             rows.append(GridRow(attack=attack.value, target_model=target_name,
                                 source_model=source_name, eps=eps,
                                 accuracy=n_correct / n_examples, n_correct=n_correct,
-                                n_examples=n_examples))
+                                n_examples=n_examples, correct=correct))
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
     return rows
+
+
+PER_EXAMPLE_FORMAT = 1
+
+
+def _cell_name(attack, target, source, eps) -> str:
+    return f"{attack}|{target}|{source}|{round(float(eps), 2):g}"
+
+
+def save_per_example(path, rows: Sequence[GridRow]):
+    """Stores the per-image correctness of grid rows compactly (``.npz``, one bit per image and
+    cell) and atomically, so that every cell, and any statistic over images, can be recomputed.
+
+    Args:
+        path: the ``.npz`` file to write (e.g. next to the grid's CSV).
+        rows: :class:`GridRow` s from :func:`transfer_grid`, all on the same ``n_examples``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: if a row kept no per-image results or the rows differ in ``n_examples``.
+    """
+    from gradreg_tf import cache
+
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows must hold at least one grid row, received none.")
+    ns = {r.n_examples for r in rows}
+    if len(ns) != 1:
+        raise ValueError(f"every row must be on the same images, received n_examples {sorted(ns)}.")
+    matrix = np.stack([r.as_dict(per_example=True)["correct"] for r in rows])
+    names = np.array([_cell_name(r.attack, r.target_model, r.source_model, r.eps) for r in rows])
+    if len(set(names.tolist())) != len(names):
+        raise ValueError("a grid cell is given twice in rows.")
+
+    def _write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, format=np.array(PER_EXAMPLE_FORMAT), cells=names,
+                                n_examples=np.array(ns.pop()),
+                                correct=np.packbits(matrix, axis=1))
+
+    return cache.atomic_write(path, _write)
+
+
+def load_per_example(path) -> dict[tuple, np.ndarray]:
+    """The per-image results stored by :func:`save_per_example`:
+    ``{(attack, target, source, eps): bool array}``.
+
+    Raises:
+        ValueError: if the file is not such a file (its format or shapes differ).
+    """
+    with np.load(path, allow_pickle=False) as f:
+        if "format" not in f or int(f["format"]) != PER_EXAMPLE_FORMAT:
+            raise ValueError(f"{path} is not a per-example grid file of format "
+                             f"{PER_EXAMPLE_FORMAT}.")
+        n = int(f["n_examples"])
+        bits = np.unpackbits(f["correct"], axis=1, count=n).astype(bool)
+        cells = [str(c) for c in f["cells"]]
+    if bits.shape != (len(cells), n):
+        raise ValueError(f"{path}: {len(cells)} cells but a {bits.shape} result matrix.")
+    out = {}
+    for name, row in zip(cells, bits):
+        attack, target, source, eps = name.split("|")
+        out[(attack, target, source, round(float(eps), 2))] = row
+    return out
+
+
+def per_example_rows(table: Mapping[tuple, np.ndarray]) -> list[dict]:
+    """Transfer rows (dicts with ``correct``) rebuilt from :func:`load_per_example` output."""
+    return [{"attack": a, "target_model": t, "source_model": s, "eps": e,
+             "accuracy": float(c.mean()), "n_correct": int(c.sum()), "n_examples": len(c),
+             "correct": c} for (a, t, s, e), c in table.items()]
+
+
+def attach_per_example(rows: Sequence[Mapping], table: Mapping[tuple, np.ndarray]) -> list[dict]:
+    """Copies of transfer rows (dicts) with ``correct`` from :func:`load_per_example` output.
+
+    Raises:
+        ValueError: if a row's cell is not in ``table`` or its per-image results disagree with
+            the row's accuracy (they would not be the same measurement).
+    """
+    out = []
+    for r in rows:
+        key = (r["attack"], r["target_model"], r["source_model"], round(float(r["eps"]), 2))
+        if key not in table:
+            raise ValueError(f"no per-image results for the cell {key}.")
+        correct = table[key]
+        if abs(float(correct.mean()) - float(r["accuracy"])) > 0.5 / len(correct):
+            raise ValueError(f"the per-image results of {key} give accuracy {correct.mean():.4f}, "
+                             f"the row {r['accuracy']!r}.")
+        out.append({**r, "correct": correct, "n_examples": len(correct)})
+    return out

@@ -39,6 +39,13 @@ MANIFEST_FORMAT = 1
 REPLAY_TOLERANCE = 0.15
 
 
+SHIPPED = {"mnist": R.PAPER_MODELS}
+"""What the package ships: dataset -> models (the paper-schedule MNIST models, seed 0). A test of
+shipped artifacts checks these with :func:`verify` and fails, never skips, when one is missing."""
+
+LFS_POINTER = b"version https://git-lfs"
+
+
 class PretrainedModelError(OSError):
     """A shipped model's file is missing, corrupt, or does not match its manifest."""
 
@@ -92,12 +99,53 @@ def _verified_file(path: pathlib.Path, sha256: str, what: str) -> pathlib.Path:
         raise PretrainedModelError(
             f"the {what} file {path} is missing (expected sha256 {sha256}); reinstall gradreg_tf "
             "or restore the file from the repository.")
+    with open(path, "rb") as f:
+        if f.read(len(LFS_POINTER)) == LFS_POINTER:
+            raise PretrainedModelError(
+                f"the {what} file {path} is a Git LFS pointer, not the file itself (expected "
+                f"sha256 {sha256}); fetch it with `git lfs pull` or install a release that "
+                "includes it.")
     actual = _cache.file_sha256(path)
     if actual != sha256:
         raise PretrainedModelError(
             f"the {what} file {path} is corrupt: its sha256 is {actual}, expected {sha256}; "
             "reinstall gradreg_tf or restore the file from the repository.")
     return path
+
+
+def verify(dataset: str, model: str, *, root=None) -> dict:
+    """Checks that a shipped model is complete: its manifest, and every file the manifest names
+    (weights, training curves, a distilled model's soft labels) present and, where the manifest
+    records a sha256, equal to it.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        PretrainedModelError: naming the first missing, corrupt or Git-LFS-pointer file.
+    """
+    meta = manifest(dataset, model, root=root)
+    _verified_file(weights_path(dataset, model, root=root), meta["sha256"], "weights")
+    curves = weights_path(dataset, model, root=root).with_name(meta["curves_file"])
+    if not curves.is_file() or curves.stat().st_size == 0:
+        raise PretrainedModelError(f"the training-curves file {curves} of {dataset}/{model} is "
+                                   "missing or empty; reinstall gradreg_tf or restore it.")
+    if "soft_labels_file" in meta:
+        _verified_file(weights_path(dataset, model, root=root).with_name(meta["soft_labels_file"]),
+                       meta["soft_labels_sha256"], "soft labels")
+    return meta
+
+
+def verify_all(*, root=None) -> list[tuple[str, str]]:
+    """:func:`verify` for every model of :data:`SHIPPED`; returns the pairs checked.
+
+    Raises:
+        PretrainedModelError: naming the first missing or corrupt file.
+    """
+    pairs = [(d, m) for d, models in SHIPPED.items() for m in models]
+    for dataset, model in pairs:
+        verify(dataset, model, root=root)
+    return pairs
 
 
 def load(dataset: str, model: str, *, root=None):
@@ -265,10 +313,46 @@ def curves_path(dataset: str, model: str, *, root=None) -> pathlib.Path:
     return weights_path(dataset, model, root=root).with_name(meta["curves_file"])
 
 
+CURVE_COLUMNS = ("loss", "cross_entropy", "penalty", "batch_accuracy")
+"""Columns of the batch-``PROVENANCE_BATCHES`` curve row compared by :func:`curve_deviation`:
+means over the first batches of the run, so the chaotic divergence of late batches weighs
+little in them."""
+
+
+def curve_deviation(replayed: dict, recorded: dict) -> float:
+    """Largest relative difference between two curve rows over :data:`CURVE_COLUMNS`.
+
+    Each column's difference is taken relative to the recorded value (a column that is 0 in
+    both rows, e.g. the penalty of a model without one, counts as 0; 0 in one of them as
+    ``inf``). Scaling: O(len(CURVE_COLUMNS)).
+    """
+    worst = 0.0
+    for column in CURVE_COLUMNS:
+        a, b = float(replayed[column]), float(recorded[column])
+        if not (np.isfinite(a) and np.isfinite(b)):
+            return float("inf")
+        if a == b:
+            continue
+        worst = max(worst, abs(a - b) / abs(b) if b != 0 else float("inf"))
+    return worst
+
+
+def recorded_curve_row(dataset: str, model: str, batch: int, *, root=None) -> dict | None:
+    """The shipped training-curve row of ``model`` at ``batch`` (None if there is none)."""
+    import csv
+
+    with open(curves_path(dataset, model, root=root), newline="") as f:
+        for row in csv.DictReader(f):
+            if int(row["batch"]) == batch:
+                return {k: float(v) for k, v in row.items() if v not in ("", None)}
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Replay:
     """One replayed run: ``name`` (``"<model>"`` or ``"<model>-teacher"``), the recorded and
-    replayed fingerprints, whether they are bitwise equal, and the projection deviation."""
+    replayed fingerprints, whether they are bitwise equal, the projection deviation, and the
+    deviation of the batch-100 training-curve row (NaN where no curve was recorded: a teacher)."""
 
     name: str
     recorded: dict
@@ -276,11 +360,13 @@ class Replay:
     bitwise: bool
     deviation: float
     same_machine: bool
+    curve_deviation: float = float("nan")
 
     def summary(self) -> str:
         return (f"{self.name}: replayed sha256 {self.replayed['sha256'][:16]} vs recorded "
                 f"{self.recorded['sha256'][:16]} ({'bitwise equal' if self.bitwise else 'differ'}; "
-                f"projection deviation {self.deviation:.3g}; "
+                f"projection deviation {self.deviation:.3g}; curve deviation "
+                f"{self.curve_deviation:.3g}; "
                 f"{'same' if self.same_machine else 'different'} machine signature)")
 
 
@@ -317,16 +403,22 @@ def replay_provenance(dataset_obj, model: str, *, root=None) -> list[Replay]:
         with np.load(labels) as f:
             y = f["soft_labels"]
     runs.append((model, recipe, y, meta["provenance"]))
+    recorded_row = recorded_curve_row(dataset_obj.name, model, n, root=root)
     out = []
     for name, rec, labels, recorded in runs:
         rows = min(len(labels), n * rec.batch_size)
-        _, _, fp = T.train_recipe(rec, dataset_obj.x_train[:rows], labels[:rows], seed=meta["seed"],
-                                  bounds=tuple(meta["bounds"]), stop_after=n, progress=False,
-                                  fingerprint_at=n)
+        _, curves, fp = T.train_recipe(rec, dataset_obj.x_train[:rows], labels[:rows],
+                                       seed=meta["seed"], bounds=tuple(meta["bounds"]),
+                                       stop_after=n, progress=False, fingerprint_at=n)
         dev = _prov.projection_deviation(fp["projections"], recorded["projections"])
+        curve_dev = float("nan")
+        if name == model and recorded_row is not None:
+            replayed_row = next((r for r in curves if r["batch"] == n), None)
+            curve_dev = (float("inf") if replayed_row is None
+                         else curve_deviation(replayed_row, recorded_row))
         out.append(Replay(name=name, recorded=recorded, replayed=fp,
                           bitwise=fp["sha256"] == recorded["sha256"], deviation=dev,
-                          same_machine=same))
+                          same_machine=same, curve_deviation=curve_dev))
     return out
 
 
@@ -346,12 +438,16 @@ def _main(argv) -> int:
     p.add_argument("dataset")
     p.add_argument("model")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-/inter-op threads (default: the training machine's core count)")
     args = p.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads must be a positive integer, received {args.threads}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     meta = manifest(args.dataset, args.model)
     import tensorflow as tf
 
-    threads = replay_threads(meta)
+    threads = args.threads or replay_threads(meta)
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -361,6 +457,8 @@ def _main(argv) -> int:
     ds = data.load(args.dataset, data_dir=args.data_dir)
     replays = replay_provenance(ds, args.model)
     print(json.dumps([{"name": r.name, "bitwise": r.bitwise, "deviation": r.deviation,
+                       "curve_deviation": r.curve_deviation, "threads": threads,
+                       "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
                        "same_machine": r.same_machine, "replayed_sha256": r.replayed["sha256"],
                        "recorded_sha256": r.recorded["sha256"]} for r in replays]))
     return 0

@@ -58,7 +58,7 @@ def test_unknown_model_lists_what_is_shipped(tmp_path):
 
 @pytest.mark.parametrize("model", recipes.PAPER_MODELS)
 def test_shipped_manifest_is_complete(model):
-    _shipped_or_skip(model)
+    _shipped_or_fail(model)
     meta = pretrained.manifest("mnist", model)
     recipe = pretrained.recipe_of(meta)
     assert recipe == recipes.paper_recipe("mnist", model)
@@ -72,9 +72,12 @@ def test_shipped_manifest_is_complete(model):
         assert meta["soft_labels_rows"] == 100 * 256
 
 
-def _shipped_or_skip(model):
-    if ("mnist", model) not in pretrained.available("mnist"):
-        pytest.skip(f"mnist/{model} is not shipped yet (paper-schedule training in progress)")
+def _shipped_or_fail(model):
+    """A shipped artifact that is missing or corrupt fails the test (never a skip)."""
+    try:
+        pretrained.verify("mnist", model)
+    except pretrained.PretrainedModelError as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +88,7 @@ def mnist():
 @pytest.mark.parametrize("model", recipes.PAPER_MODELS)
 def test_trained_model_answers_from_the_shipped_models(model, mnist, tmp_path, monkeypatch):
     """budget="paper" returns the shipped weights: no training, nothing written to the cache."""
-    _shipped_or_skip(model)
+    _shipped_or_fail(model)
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained_model tried to train a shipped model")
@@ -102,10 +105,8 @@ def test_trained_model_answers_from_the_shipped_models(model, mnist, tmp_path, m
 
 
 def test_corrupt_shipped_file_is_never_replaced_by_a_retrained_model(mnist, tmp_path, monkeypatch):
-    shipped = pretrained.available("mnist")
-    if not shipped:
-        pytest.skip("no model shipped yet")
-    model = shipped[0][1]
+    model = pretrained.SHIPPED["mnist"][0]
+    _shipped_or_fail(model)
     root = tmp_path / "weights"
     shutil.copytree(pretrained.WEIGHTS_DIR, root)
     path = pretrained.weights_path("mnist", model, root=root)
@@ -113,3 +114,37 @@ def test_corrupt_shipped_file_is_never_replaced_by_a_retrained_model(mnist, tmp_
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", root)
     with pytest.raises(pretrained.PretrainedModelError, match="corrupt"):
         zoo.trained_model(mnist, model, budget="paper", cache_dir=tmp_path, progress=False)
+
+
+def test_every_shipped_artifact_is_present_and_intact():
+    """The package ships the five paper-schedule MNIST models (a wheel built without its
+    package data, or a checkout holding Git LFS pointers, turns this red)."""
+    assert pretrained.SHIPPED == {"mnist": recipes.PAPER_MODELS}
+    try:
+        checked = pretrained.verify_all()
+    except pretrained.PretrainedModelError as err:
+        pytest.fail(str(err))
+    assert len(checked) == 5
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("remove", "is missing"), ("lfs", "Git LFS pointer"), ("truncate", "corrupt"),
+    ("curves", "training-curves file"), ("soft_labels", "soft labels file"),
+])
+def test_verify_names_a_missing_or_corrupt_file(tmp_path, damage, match):
+    root = tmp_path / "weights"
+    shutil.copytree(pretrained.WEIGHTS_DIR, root)
+    model = "distilled"
+    path = pretrained.weights_path("mnist", model, root=root)
+    if damage == "remove":
+        path.unlink()
+    elif damage == "lfs":
+        path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n")
+    elif damage == "truncate":
+        path.write_bytes(path.read_bytes()[:-100])
+    elif damage == "curves":
+        path.with_name(f"{model}.curves.csv").unlink()
+    else:
+        path.with_name(f"{model}.soft_labels.npz").unlink()
+    with pytest.raises(pretrained.PretrainedModelError, match=match):
+        pretrained.verify_all(root=root)

@@ -34,8 +34,10 @@ def replay(model: str) -> list[dict]:
 
 @pytest.mark.parametrize("model", recipes.PAPER_MODELS)
 def test_shipped_weights_replay_from_this_code(model):
-    if ("mnist", model) not in pretrained.available("mnist"):
-        pytest.skip(f"mnist/{model} is not shipped yet (paper-schedule training in progress)")
+    try:
+        pretrained.verify("mnist", model)
+    except pretrained.PretrainedModelError as err:
+        pytest.fail(str(err))
     runs = replay(model)
     assert [r["name"] for r in runs] == ([f"{model}-teacher"] if model == "distilled" else []) + [model]
     for r in runs:

@@ -46,7 +46,7 @@ class Reproduction:
 def grids(models, ds, n):
     rows = []
     for attack in ("fgsm", "tgsm"):
-        rows += [r.as_dict() for r in evaluation.transfer_grid(
+        rows += [r.as_dict(per_example=True) for r in evaluation.transfer_grid(
             models, models, ds.x_test, ds.y_test, attack=attack, bounds=ds.bounds, n_examples=n)]
     return rows
 
@@ -66,9 +66,10 @@ def assert_claim(claim):
 # --------------------------------------------------------------------------- paper tier
 @pytest.fixture(scope="module")
 def mnist_paper():
-    missing = [m for m in PAPER_MODELS if ("mnist", m) not in pretrained.available("mnist")]
-    if missing:
-        pytest.skip(f"paper-schedule MNIST models not shipped yet: {', '.join(missing)}")
+    try:
+        pretrained.verify_all()
+    except pretrained.PretrainedModelError as err:
+        pytest.fail(f"the paper tier needs the shipped models: {err}")
     ds = data.load("mnist")  # $GRADREG_DATA_DIR, else the copy bundled with the package
     return reproduce(ds, {m: zoo.pretrained("mnist", m) for m in PAPER_MODELS})
 
@@ -124,16 +125,28 @@ def _published_with(swap: dict):
     return out
 
 
+# The published grid has accuracies only (256 images), so its claims use the per-cell bound on
+# the standard error (claims module docstring). Measured: under it, the strict TGSM transfer
+# claim is not supported at eps 0.5 (d = +0.047, se 0.025: 0.1 SE short); every other claim holds
+# by 2.3 SE or more.
+PUBLISHED_UNSUPPORTED = {"gradreg_examples_transfer_tgsm"}
+
+
 def test_claims_fail_on_a_published_grid_with_a_dead_penalty():
-    """The claim checks themselves: on the published grid every claim holds decisively; with the
-    double-backprop model replaced by the normal one, the claims about the penalty fail."""
-    for name, claim in claims.transfer_claims(published.load_transfer(dataset="mnist")).items():
-        assert claim.holds and claim.decisive, (name, claim.detail)
+    """The claim checks themselves: on the published grid every claim holds decisively (but the
+    one the bound leaves unsupported); with the double-backprop model replaced by the normal one,
+    the claims about the penalty fail."""
+    verdicts = claims.transfer_claims(published.load_transfer(dataset="mnist"))
+    for name, claim in verdicts.items():
+        if name not in PUBLISHED_UNSUPPORTED:
+            assert claim.holds and claim.decisive, (name, claim.detail)
+    assert {n for n, c in verdicts.items() if not c.holds} == PUBLISHED_UNSUPPORTED
     broken = claims.transfer_claims(_published_with({"doubleback": "normal"}))
     assert sorted(n for n, c in broken.items() if not c.holds) == [
         "doubleback_beats_normal_transfer_fgsm", "doubleback_beats_normal_transfer_tgsm",
         "doubleback_beats_normal_whitebox", "doubleback_leads_transfer_fgsm",
-        "doubleback_leads_transfer_tgsm"]
+        "doubleback_leads_transfer_tgsm", "gradreg_examples_transfer_fgsm",
+        "gradreg_examples_transfer_tgsm"]
     no_masking = claims.transfer_claims(_published_with({"distilled": "normal"}))
     assert not no_masking["distilled_masks_own_fgsm"].holds
     no_advtrain = claims.transfer_claims(_published_with({"advtrain": "normal"}))
