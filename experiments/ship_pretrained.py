@@ -24,6 +24,9 @@ def main(argv=None):
     p = cli.parser(__doc__.splitlines()[0])
     p.add_argument("--models", default="normal,distilled,advtrain,insensitive,doubleback",
                    help="comma-separated paper models to ship")
+    p.add_argument("--root", default=None,
+                   help="write here instead of the package's weights folder (e.g. runs/seed1 for "
+                        "an extra training seed, which does not ship)")
     args = p.parse_args(argv)
     from gradreg_tf import data, pretrained, recipes, training
 
@@ -37,16 +40,17 @@ def main(argv=None):
     ds = data.load(args.dataset, data_dir=args.data_dir)
     failed = []
     for name in models:
-        meta = pretrained.export(ds, name, seed=args.seed, cache_dir=args.cache_dir)
+        meta = pretrained.export(ds, name, seed=args.seed, cache_dir=args.cache_dir,
+                                 root=args.root)
         print(f"{name}: wrote {meta['weights_file']} ({meta['size_bytes'] / 1e6:.1f} MB), "
               f"clean accuracy {meta['clean_test_accuracy']:.4f}; replaying its first "
               f"{meta['provenance']['batch']} batches...", flush=True)
-        replays = pretrained.replay_provenance(ds, name)
+        replays = pretrained.replay_provenance(ds, name, root=args.root)
         for r in replays:
             print("   ", r.summary(), flush=True)
         if not all(r.bitwise for r in replays):
             failed.append(name)
-            folder = pretrained.weights_path(ds.name, name).parent
+            folder = pretrained.weights_path(ds.name, name, root=args.root).parent
             for f in folder.glob(f"{name}.*"):
                 f.unlink()
             print(f"{name}: provenance replay differs; its shipped files were removed.",

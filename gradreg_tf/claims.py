@@ -58,7 +58,8 @@ Z = 2.0  # significance threshold in standard errors
 DECISIVE = 1.0  # |margin| in standard errors that a test requires of a verdict
 PUBLISHED_N = 256
 
-__all__ = ["Claim", "DECISIVE", "MissingCellError", "bounded_difference", "paired_difference", "NON_DISTILLED", "PAPER_MODELS", "Z", "advtrain_leads_whitebox",
+__all__ = ["Claim", "DECISIVE", "MissingCellError", "blackbox_curve", "bounded_difference",
+           "paired_difference", "NON_DISTILLED", "PAPER_MODELS", "Z", "advtrain_leads_whitebox",
            "clean_accuracy_floor", "distilled_masks_own_fgsm", "doubleback_beats_normal_transfer",
            "doubleback_beats_normal_whitebox", "doubleback_leads_transfer",
            "gradreg_examples_transfer", "lookup", "mean_abs_difference", "transfer_claims"]
@@ -241,6 +242,17 @@ def mean_abs_difference(ours: Iterable[Mapping], published: Iterable[Mapping], a
 
 def _blackbox(target: str, eps: float, sources: Sequence[str] = NON_DISTILLED) -> list:
     return [(target, s, eps) for s in sources if s != target]
+
+
+def blackbox_curve(rows, attack: str, target: str, epsilons: Sequence[float]) -> list[float]:
+    """Per eps, ``target``'s mean accuracy on examples transferred from the other non-distilled
+    models (the quantity of the paper's transfer claims; distillation's examples are degenerate).
+
+    Raises:
+        MissingCellError: if the rows lack a cell it needs; ValueError on malformed rows.
+    """
+    g = _Grid(rows, attack)
+    return [g.mean(_blackbox(target, e)) for e in epsilons]
 
 
 def _verdict(name: str, comparisons, *, strict: bool) -> Claim:
