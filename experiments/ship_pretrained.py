@@ -5,7 +5,7 @@
 
 For each model: finds its paper-schedule run in the cache (trained with op determinism),
 writes ``gradreg_tf/weights/<dataset>/<model>.weights.h5`` with its manifest and training
-curves (:func:`gradreg_tf.pretrained.export`), then retrains the first 100 batches of its recipe
+curves (:func:`gradreg_tf.shipping.export`), then retrains the first 100 batches of its recipe
 (and of a distilled model's teacher) in this process and requires the weights' sha256 to equal
 the one recorded by the training run (:func:`gradreg_tf.pretrained.replay_provenance`). On a
 mismatch the shipped files are removed again and the script exits with status 1.
@@ -28,7 +28,7 @@ def main(argv=None):
                    help="write here instead of the package's weights folder (e.g. runs/seed1 for "
                         "an extra training seed, which does not ship)")
     args = p.parse_args(argv)
-    from gradreg_tf import data, pretrained, recipes, training
+    from gradreg_tf import data, pretrained, recipes, shipping, training
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for m in models:
@@ -40,7 +40,7 @@ def main(argv=None):
     ds = data.load(args.dataset, data_dir=args.data_dir)
     failed = []
     for name in models:
-        meta = pretrained.export(ds, name, seed=args.seed, cache_dir=args.cache_dir,
+        meta = shipping.export(ds, name, seed=args.seed, cache_dir=args.cache_dir,
                                  root=args.root)
         print(f"{name}: wrote {meta['weights_file']} ({meta['size_bytes'] / 1e6:.1f} MB), "
               f"clean accuracy {meta['clean_test_accuracy']:.4f}; replaying its first "

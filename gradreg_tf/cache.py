@@ -50,7 +50,7 @@ def cache_key(recipe, *, seed: int, data_fingerprint: str, extra: dict | None = 
               code: str | None = None) -> str:
     """sha256 (hex) over every field that affects the trained weights.
 
-    ``code`` is a fingerprint of the training code (:func:`gradreg_tf.zoo.code_fingerprint`):
+    ``code`` is a fingerprint of the training code (:func:`gradreg_tf.fingerprints.code_fingerprint`):
     with it, a change of the training step retrains instead of reusing stale models. Without
     it, the key names a recipe, seed and data only (how shipped models are matched).
     """

@@ -85,6 +85,15 @@ def projection_deviation(a, b) -> float:
     return worst
 
 
+def versions() -> dict:
+    """The library versions a model was trained, replayed or measured with."""
+    import keras
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__}
+
+
 def machine_signature() -> dict:
     """What decides the kernels' summation order: CPU model and flags, core count, versions."""
     import os

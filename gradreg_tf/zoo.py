@@ -3,7 +3,7 @@
 A model is first looked up among the models shipped with the package (:mod:`gradreg_tf.pretrained`,
 matched on recipe, seed and training data), then in the user cache (:mod:`gradreg_tf.cache`)
 under a key hashing its recipe, budget, seed, training data and the source of the training code
-(:func:`code_fingerprint`, so a changed training step never reuses stale models); on a miss it
+(:func:`gradreg_tf.fingerprints.code_fingerprint`, so a changed training step never reuses stale models); on a miss it
 is trained (resuming an interrupted run's
 checkpoint), verified finite, and written atomically as ``.keras`` with a JSON sidecar
 (recipe, sha256, timings) and its training curves as CSV. A cached file whose sha256 does
@@ -13,7 +13,6 @@ not match its sidecar, or that fails to load, is reported and retrained, never u
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import pathlib
 import time
@@ -21,42 +20,24 @@ import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from gradreg_tf import cache as _cache
+from gradreg_tf import distillation
+from gradreg_tf import fingerprints as _fp
 from gradreg_tf import pretrained as _pretrained
 from gradreg_tf import provenance as _prov
 from gradreg_tf import recipes as R
 from gradreg_tf import training as T
 
 REFERENCE_SEED_OFFSET = 1000  # the curves' reference normal model is an independent run
-# The modules whose source decides trained weights (hashed into the user cache's keys).
-TRAINING_CODE = ("training.py", "zoo.py", "recipes.py", "penalties.py", "models/gradreg.py",
-                 "models/architectures.py", "models/layers.py")
 
-
-@functools.lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """sha256 (hex) of the source of :data:`TRAINING_CODE`, the code that trains a model."""
-    root = pathlib.Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for name in TRAINING_CODE:
-        h.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=8)
-def _fingerprint(dataset) -> str:
-    h = hashlib.sha256()
-    h.update(f"{dataset.name}|{dataset.x_train.shape}|{dataset.deviation}".encode())
-    h.update(np.ascontiguousarray(dataset.x_train).tobytes())
-    h.update(np.ascontiguousarray(dataset.y_train).tobytes())
-    return h.hexdigest()
-
-
-def data_fingerprint(dataset) -> str:
-    """sha256 (hex) of a dataset's name, training images and labels (part of every cache key)."""
-    return _fingerprint(dataset)
+# what the cache keys are made of, and distillation's pieces (their homes, re-exported here)
+code_fingerprint = _fp.code_fingerprint
+data_fingerprint = _fp.data_fingerprint
+_fingerprint = _fp.data_fingerprint
+soft_labels = distillation.soft_labels
+teacher_recipe = distillation.teacher_recipe
+_student_key = distillation.student_key
 
 
 def resolve_batches(dataset, budget="paper", n_batches: int | None = None) -> int:
@@ -133,18 +114,11 @@ def cached_or_trained(recipe: R.Recipe, x_train, y_train, *, dataset, seed: int 
         "op_determinism": T.op_determinism_enabled(), "data_fingerprint": data_fp,
         "recipe_key": _cache.cache_key(recipe, seed=seed, data_fingerprint=data_fp,
                                        extra=extra_key),
-        "versions": _pretrained.versions(), "machine": _prov.machine_signature(),
+        "versions": _prov.versions(), "machine": _prov.machine_signature(),
     })
     path.with_suffix(".ckpt.keras").unlink(missing_ok=True)
     path.with_suffix(".ckpt.curves.json").unlink(missing_ok=True)
     return model
-
-
-def soft_labels(teacher, x, *, temperature: float, batch_size: int = 1000) -> np.ndarray:
-    """``softmax(teacher_logits / T)`` on ``x`` in inference mode, in chunks (the original: 1000)."""
-    out = [tf.nn.softmax(teacher(x[i:i + batch_size], training=False) / temperature).numpy()
-           for i in range(0, len(x), batch_size)]
-    return np.concatenate(out).astype(np.float32)
 
 
 def reference_fgsm(dataset, *, eps: float = 0.2, n: int = 512, seed: int = 0, cache_dir=None,
@@ -164,21 +138,6 @@ def reference_fgsm(dataset, *, eps: float = 0.2, n: int = 512, seed: int = 0, ca
     # the training range (SVHN's per-image GCN): attack within the wider range, then clip.
     wide = (min(lower, float(np.min(x))), max(upper, float(np.max(x))))
     return np.clip(np.asarray(attacks.fgsm(ref, x, eps, bounds=wide, y=y)), lower, upper)
-
-
-def teacher_recipe(recipe: R.Recipe) -> R.Recipe:
-    """The distillation teacher of a ``distill`` recipe: same objective, ``teacher_batches``."""
-    return dataclasses.replace(recipe, model=f"{recipe.model}-teacher", distill=False,
-                               n_batches=recipe.teacher_batches, teacher_batches=0)
-
-
-def _student_key(recipe: R.Recipe, dataset, seed: int) -> dict | None:
-    """Extra cache-key part of a distilled student: its teacher's key (not the soft labels'
-    bytes); None for other recipes."""
-    if not recipe.distill:
-        return None
-    return {"teacher": _cache.cache_key(teacher_recipe(recipe), seed=seed,
-                                        data_fingerprint=_fingerprint(dataset))}
 
 
 def trained_model(dataset, model: str, *, budget: str = "paper", n_batches: int | None = None,
