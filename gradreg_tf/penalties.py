@@ -3,9 +3,11 @@
 Both penalties are computed exactly as the original ``neural_network.py`` (SETUP.md §4):
 
 * **double backprop** ("Grad Reg (y)"): ``tf.nn.l2_loss(∇_x mean_n CE(y_n, p_n))``;
-* **certainty sensitivity** ("insensitive", "Grad Reg (1/K)"):
+* **certainty sensitivity** (the paper's text for "Grad Reg (1/K)"; the penalty ``"certainty"``
+  of :class:`~gradreg_tf.GradRegClassifier` and the model ``certainty``):
   ``tf.nn.l2_loss(∇_x mean_n CE(1/K, p_n))``, the gradient of
-  ``-(1/(K·B)) Σ_n Σ_k log p_nk``.
+  ``-(1/(K·B)) Σ_n Σ_k log p_nk``. (The paper's "insensitive" model is, as the original launcher
+  trained it, double backprop at the "insensitive" λ: :mod:`gradreg_tf.recipes`.)
 
 Scaling: ``tf.nn.l2_loss(t) = Σ t²/2`` over the whole batch and the gradient is that of
 the batch **mean**, so the penalty is ``(1/(2B²)) Σ_n ||∇_x CE_n||²``; with B = 256 that is
@@ -168,7 +170,7 @@ def double_backprop(model, x, y, *, norm: str = "l2", training: bool = False,
 
 def certainty_sensitivity(model, x, *, norm: str = "l2", training: bool = False,
                           temperature: float = 1.0) -> tf.Tensor:
-    """The "insensitive" penalty at λ = 1: ``l2_loss(∇_x mean_n CE(1/K, model(x_n)))``.
+    """The certainty-sensitivity penalty at λ = 1: ``l2_loss(∇_x mean_n CE(1/K, model(x_n)))``.
 
     Ross & Doshi-Velez (2018), §3, "Grad Reg (1/K)": the sensitivity of the model's
     certainty, i.e. the gradient of ``-(1/(K·B)) Σ_n Σ_k log p_nk``; scaling as in the
