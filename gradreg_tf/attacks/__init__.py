@@ -16,15 +16,21 @@ received) and run their per-chunk work in cached ``tf.function``s (:mod:`gradreg
         random_start=True, loss="ce", seed=0, batch_size=1000)
     jsma(model, x, *, y_target, bounds, theta=1.0, gamma=0.25, batch_size=100) -> JSMAResult
     random_sign_noise(x, eps, *, bounds, seed=0)
+    apgd(model, x, eps, *, bounds, y=None, loss="ce"|"dlr"|"dlr_targeted", steps=100, restarts=1,
+         n_targets=9, momentum=0.75, rho=0.75, seed=0, batch_size=1000)   # Croce & Hein 2020
+    square(model, x, eps, *, bounds, y=None, queries=1000, p_init=0.05, seed=0,
+           batch_size=1000)                                   # Andriushchenko et al. 2020
 """
 
+from gradreg_tf.attacks.apgd import apgd
 from gradreg_tf.attacks.gradient_sign import fgsm, fgsm_signs, predict_labels, tgsm
 from gradreg_tf.attacks.jsma import JSMAResult, jsma
 from gradreg_tf.attacks.noise import random_sign_noise
 from gradreg_tf.attacks.pgd import pgd
+from gradreg_tf.attacks.square import square
 
 # Explicit registry for command-line tools (no string dispatch through getattr).
 ATTACKS = {"fgsm": fgsm, "tgsm": tgsm, "jsma": jsma, "pgd": pgd}
 
-__all__ = ["ATTACKS", "JSMAResult", "fgsm", "fgsm_signs", "jsma", "pgd", "predict_labels",
-           "random_sign_noise", "tgsm"]
+__all__ = ["ATTACKS", "JSMAResult", "apgd", "fgsm", "fgsm_signs", "jsma", "pgd", "predict_labels",
+           "random_sign_noise", "square", "tgsm"]
