@@ -1,7 +1,9 @@
 """Bad input outside the models: pixel bounds, logits checks, the model cache and the CLI options.
 
 Each case was silent or unclear before (a wrong result, a raw traceback, or an error only after
-all the work); the full sweep is ``bench/bad_input_sweep.py``.
+all the work) and is pinned here by its exact message; the full set of bad-input cases is in the
+case tables ``tests/test_bad_input_*.py``, judged by ``bad_input_support.classify``, whose five
+outcome classes are tested at the end of this file.
 """
 
 import os
@@ -13,6 +15,14 @@ import time
 import keras
 import numpy as np
 import pytest
+from bad_input_support import (
+    PASSING,
+    Case,
+    UsageError,
+    WorkStarted,
+    assert_refused_or_handled,
+    classify,
+)
 
 from gradreg_tf import _checks, cache, cli
 
@@ -131,3 +141,35 @@ def test_cache_directory_that_is_a_file(tmp_path):
     a_file.write_text("x")
     with pytest.raises(ValueError, match=r"model cache .*cache' is a file, expected a directory"):
         cache.cache_dir(a_file)
+
+
+# ----------------------------------------------------------------------------- the classifier
+def _raise(err):
+    raise err
+
+
+@pytest.mark.parametrize("case_kwargs,outcome", [
+    (dict(run=lambda: _raise(ValueError("eps must be >= 0, received -1")), mentions=("-1",)),
+     "clear"),
+    (dict(run=lambda: _raise(UsageError(2, "error: argument --eps: received '-1'")),
+          mentions=("'-1'",)), "clear"),
+    (dict(run=lambda: 3, expect="ok", check=lambda r: r == 3), "handled"),
+    (dict(run=lambda: _raise(ValueError("bad value")), mentions=("-1",)), "unclear"),
+    (dict(run=lambda: _raise(RuntimeError("eps -1")), mentions=("-1",)), "unclear"),
+    (dict(run=lambda: _raise(UsageError(1, "eps -1")), mentions=("-1",)), "unclear"),
+    (dict(run=lambda: _raise(ValueError("eps -1")), expect="ok"), "unclear"),
+    (dict(run=lambda: 0.5, mentions=("-1",)), "silent"),
+    (dict(run=lambda: 4, expect="ok", check=lambda r: r == 3), "silent"),
+    (dict(run=lambda: 4, expect="ok", check=lambda r: r.missing), "silent"),
+    (dict(run=lambda: _raise(WorkStarted("training started")), mentions=("--eps",)), "late"),
+    (dict(run=lambda: "work started", mentions=("--eps",)), "late"),
+])
+def test_classifier_outcomes(case_kwargs, outcome):
+    """The five outcome classes the case tables are judged by; only clear and handled pass."""
+    c = Case("classifier", outcome, **case_kwargs)
+    assert classify(c)[0] == outcome
+    if outcome in PASSING:
+        assert assert_refused_or_handled(c) == outcome
+    else:
+        with pytest.raises(AssertionError, match=outcome.upper()):
+            assert_refused_or_handled(c)
