@@ -62,6 +62,14 @@ TMP = pathlib.Path(tempfile.mkdtemp(prefix="gradreg_bad_input_"))
 atexit.register(shutil.rmtree, TMP, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def isolated_cache():
+    """The model cache (``GRADREG_CACHE``) in the session's scratch directory, never the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADREG_CACHE", str(TMP / "cache"))
+        yield TMP / "cache"
+
+
 class WorkStarted(Exception):
     """Raised by the stubbed training: the script got past its checks."""
 

@@ -19,6 +19,7 @@ from bad_input_support import (
     CaseTable,
     WorkStarted,
     assert_refused_or_handled,
+    isolated_cache,  # noqa: F401 - the fixture, used by pytestmark
     stub_training,
     tiny_dataset,
 )
@@ -35,13 +36,7 @@ _REAL = [pathlib.Path(os.environ["GRADREG_DATA_DIR"])] if os.environ.get("GRADRE
 _REAL += [REPO.parent / "shared" / "data", REPO / "gradreg_tf" / "data" / "bundled"]
 SHARED = next(d for d in _REAL if (d / "mnist").is_dir())
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _isolated_cache():
-    """The model cache in the session's scratch directory, never the user's."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GRADREG_CACHE", str(TMP / "cache"))
-        yield
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 # ----------------------------------------------------------------------------- cases: data

@@ -12,11 +12,13 @@ from bad_input_support import (
     TMP,
     CaseTable,
     assert_refused_or_handled,
+    isolated_cache,  # noqa: F401 - the fixture, used by pytestmark
     run_script,
 )
 
 T = CaseTable()
 case = T.add
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 # ----------------------------------------------------------------------------- cases: scripts
