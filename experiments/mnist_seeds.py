@@ -74,6 +74,10 @@ def main(argv=None):
         p.error(f"--seeds must be comma-separated integers, received {args.seeds!r}")
     if not seeds or min(seeds) < 0:
         p.error(f"--seeds must name at least one seed >= 0, received {args.seeds!r}")
+    out = pathlib.Path(args.out)
+    if out.exists() and not out.is_dir():
+        p.error(f"--out must be a directory, received the file {str(out)!r}")
+    out.mkdir(parents=True, exist_ok=True)
 
     import numpy as np
 
@@ -90,7 +94,7 @@ def main(argv=None):
     if not grids:
         raise SystemExit("no seed has all five models yet: nothing to report.")
     report = S.seed_report(grids, published.load_transfer(dataset="mnist"), clean=clean)
-    stem = pathlib.Path(args.out) / "mnist_seeds"
+    stem = out / "mnist_seeds"
     _common.write_csv(stem.with_suffix(".csv"), S.report_rows(report))
     missing = [s for s in seeds if s not in grids]
     stem.with_suffix(".md").write_text(S.report_markdown(report, missing=missing))
