@@ -14,6 +14,13 @@ the first MNIST test images:
   most 45: each step is one gradient, like FGSM). At eps=0.3 most images are broken within a
   few steps and frozen; at eps=0.02 nearly every image runs all 40 steps, which is the
   per-step cost;
+* ``strong`` (issue 24): on the shipped paper-schedule models (``--strong-models``, default
+  advtrain and insensitive, :func:`gradreg_tf.pretrained.load`) and the first ``--n-strong``
+  (200) test images at ``--strong-eps`` (0.1): our APGD-DLR (100 steps, 1 restart) and Square
+  (1000 queries, p_init 0.8) beside ART's ``AutoProjectedGradientDescent`` (DLR loss, 100
+  iterations, 1 random init, initial step 2·eps) and ``SquareAttack`` (1000 iterations,
+  p_init 0.8, 1 restart): wall time and robust accuracy of each (one timed run each: these
+  attacks take minutes, not milliseconds);
 * if ART (adversarial-robustness-toolbox) is importable, ART's FastGradientMethod,
   SaliencyMapMethod and ProjectedGradientDescent on the same model and images; if cleverhans
   (v4) is importable, its ``tf2`` projected_gradient_descent; with the ratios. Neither is ever
@@ -24,7 +31,9 @@ Times are the median of ``--repeats`` runs after one warm-up run (tracing exclud
 Usage::
 
     python bench/attacks.py [--n-images 1000] [--n-jsma 100] [--gamma 0.1] [--no-art]
-                            [--parts fgsm,tgsm,jsma,pgd] [--repeats 3]
+                            [--parts fgsm,tgsm,jsma,pgd,strong] [--repeats 3]
+                            [--strong-models advtrain,insensitive] [--n-strong 200]
+                            [--strong-eps 0.1]
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from gradreg_tf import data  # noqa: E402
-from gradreg_tf.attacks import fgsm, jsma, pgd, predict_labels, tgsm  # noqa: E402
+from gradreg_tf.attacks import apgd, fgsm, jsma, pgd, predict_labels, square, tgsm  # noqa: E402
 from gradreg_tf.models import mnist_cnn  # noqa: E402
 
 
@@ -158,7 +167,7 @@ def art_runs(model, x, y, xj, tj, gamma, repeats, *, with_jsma=True):
     return out
 
 
-PARTS = ("fgsm", "tgsm", "jsma", "pgd")
+PARTS = ("fgsm", "tgsm", "jsma", "pgd", "strong")
 PGD_STEPS = 40
 PGD_EPS = (0.3, 0.02)  # most images frozen early / nearly all run every step
 PGD_MAX_RATIO = 45.0
@@ -231,6 +240,67 @@ def cpu_ms(label, n):
     return f"{1000 * CPU_TIMES[label] / n:.2f} ms/image"
 
 
+def _once(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def strong_rows(names, n, eps, *, others: bool) -> list[tuple]:
+    """APGD-DLR and Square, ours vs ART's, on shipped models (module docstring)."""
+    from gradreg_tf import pretrained
+
+    mnist = data.load("mnist")
+    x, y = mnist.x_test[:n], mnist.y_test[:n].astype(np.int64)
+    rows = []
+    for name in names:
+        model = pretrained.load("mnist", name)
+        acc = lambda adv: float(np.mean(predict_labels(model, adv) == y))  # noqa: E731
+        apgd(model, x[:2], eps, bounds=mnist.bounds, y=y[:2], loss="dlr", steps=2)  # trace
+        square(model, x[:2], eps, bounds=mnist.bounds, y=y[:2], queries=2)
+        ours = {}
+        adv, sec = _once(lambda: apgd(model, x, eps, bounds=mnist.bounds, y=y, loss="dlr",
+                                      steps=100, restarts=1).numpy())
+        ours["apgd"] = (sec, acc(adv))
+        adv, sec = _once(lambda: square(model, x, eps, bounds=mnist.bounds, y=y, queries=1000,
+                                        p_init=0.8).numpy())
+        ours["square"] = (sec, acc(adv))
+        clean = acc(x)
+        rows.append((f"{name}: clean", "", "", f"accuracy {clean:.3f}", ""))
+        rows.append((f"{name}: APGD-DLR eps={eps:g} (ours)", f"{ours['apgd'][0]:.1f} s", "",
+                     f"accuracy {ours['apgd'][1]:.3f}", ""))
+        rows.append((f"{name}: Square eps={eps:g} 1000 q (ours)", f"{ours['square'][0]:.1f} s",
+                     "", f"accuracy {ours['square'][1]:.3f}", ""))
+        if not others:
+            continue
+        try:
+            from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
+            from art.estimators.classification import TensorFlowV2Classifier
+        except ImportError:
+            rows.append(("ART", "not installed", "", "", ""))
+            continue
+        clf = _art_classifier(model, TensorFlowV2Classifier)
+        onehot = np.eye(10, dtype=np.float32)[y]
+        art_apgd = AutoProjectedGradientDescent(
+            clf, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=100, targeted=False,
+            nb_random_init=1, batch_size=len(x), loss_type="difference_logits_ratio",
+            verbose=False)
+        adv, sec = _once(lambda: art_apgd.generate(x, y=onehot))
+        a = acc(adv)
+        rows.append((f"{name}: ART APGD-DLR eps={eps:g}", f"{sec:.1f} s", "", f"accuracy {a:.3f}",
+                     f"ours {'<=' if ours['apgd'][1] <= a + 0.01 else '>'} ART+0.01; ours "
+                     f"x{sec / ours['apgd'][0]:.1f} faster"))
+        art_square = SquareAttack(clf, norm=np.inf, eps=eps, max_iter=1000, p_init=0.8,
+                                  nb_restarts=1, batch_size=len(x), verbose=False)
+        adv, sec = _once(lambda: art_square.generate(x, y=onehot))
+        a = acc(adv)
+        rows.append((f"{name}: ART Square eps={eps:g} 1000 it", f"{sec:.1f} s", "",
+                     f"accuracy {a:.3f}",
+                     f"ours {'<=' if ours['square'][1] <= a + 0.01 else '>'} ART+0.01; ours "
+                     f"x{sec / ours['square'][0]:.1f} faster"))
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-images", type=int, default=1000)
@@ -242,15 +312,30 @@ def main(argv=None) -> int:
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"comma-separated subset of {', '.join(PARTS)} (FGSM always runs: "
                              "it is the unit of the PGD ratio)")
+    parser.add_argument("--strong-models", default="advtrain,insensitive",
+                        help="shipped MNIST models for the strong part")
+    parser.add_argument("--n-strong", type=int, default=200,
+                        help="first N test images for the strong part")
+    parser.add_argument("--strong-eps", type=float, default=0.1)
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     if not parts <= set(PARTS):
         parser.error(f"--parts: unknown {sorted(parts - set(PARTS))}; choose from "
                      f"{', '.join(PARTS)}")
-    for option in ("n_images", "n_jsma", "repeats"):
+    strong_names = [m.strip() for m in args.strong_models.split(",") if m.strip()]
+    if not strong_names or not (0 < args.strong_eps < 1):
+        parser.error(f"--strong-models must name shipped models and --strong-eps be in (0, 1), "
+                     f"received {args.strong_models!r}, {args.strong_eps!r}")
+    for option in ("n_images", "n_jsma", "repeats", "n_strong"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be >= 1, received "
                          f"{getattr(args, option)}")
+
+    if parts == {"strong"}:  # the shipped models only: no bench CNN, no FGSM
+        rows = strong_rows(strong_names, args.n_strong, args.strong_eps, others=not args.no_art)
+        _print_table(rows, f"shipped MNIST models {', '.join(strong_names)}, first "
+                           f"{args.n_strong} test images, eps {args.strong_eps:g}; one run each")
+        return 0
 
     mnist = data.load("mnist")
     model = get_model(mnist)
@@ -304,6 +389,10 @@ def main(argv=None) -> int:
         rows += pgd_rows(model, x, y, bounds, fgsm_sec, args.repeats,
                          others=not args.no_art)
 
+    if "strong" in parts:
+        rows += strong_rows(strong_names, args.n_strong, args.strong_eps,
+                            others=not args.no_art)
+
     art = None if args.no_art else art_runs(model, x, y, xj, tj, args.gamma, args.repeats,
                                             with_jsma="jsma" in parts)
     if art is not None:
@@ -322,18 +411,22 @@ def main(argv=None) -> int:
     elif not args.no_art:
         rows.append(("ART", "not installed", "", "", ""))
 
+    _print_table(rows, f"MNIST CNN (1 epoch), {len(x)} test images ({len(xj)} for JSMA); "
+                       f"median of {args.repeats} runs")
+    return 0
+
+
+def _print_table(rows, title: str) -> None:
     header = ("attack", "speed (wall)", "CPU time", "result", "target / ratio (wall)")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"
     print()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"MNIST CNN (1 epoch), {len(x)} test images ({len(xj)} for JSMA), {os.cpu_count()} CPU "
-          f"cores, load average {load} at the end; median of {args.repeats} runs")
+    print(f"{title}; {os.cpu_count()} CPU cores, load average {load} at the end")
     print(line)
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 
     python experiments/robustness_audit.py --dataset mnist --budget paper|reduced|quick
         [--n-test 1000] [--steps 40] [--restarts 5] [--epsilons 0.1,0.2,...] [--models ...]
+        [--apgd-steps 100] [--apgd-targets 3] [--square-queries 1000]
 
 Beyond the paper (:mod:`gradreg_tf.audit`): for each model, accuracy vs eps on the first
 ``--n-test`` test images under FGSM and PGD (40 steps of 2.5·eps/40, 5 random restarts) on the
-cross-entropy and on the Carlini-Wagner margin, the best transfer attack from the other models,
-random-sign noise, the per-example worst case, and the obfuscated-gradients checks. Writes, in
+cross-entropy and on the Carlini-Wagner margin, APGD-CE and APGD-T (targeted DLR, Croce & Hein
+2020), the gradient-free Square Attack, the best transfer attack from the other models,
+random-sign noise, the per-example worst case, and the obfuscated-gradients checks (each
+raised, cleared or "not evaluated" when the run did not measure its evidence). Writes, in
 ``--out`` (default ``figures/``), with ``<stem> = <dataset>_robustness_audit_<budget>``:
 
 * ``<stem>.csv``: one row per curve point (dataset, budget, model, attack, eps, accuracy,
@@ -14,6 +17,9 @@ random-sign noise, the per-example worst case, and the obfuscated-gradients chec
   (source, source attack) candidate);
 * ``<stem>.png``/``.pdf``: one panel per model, accuracy vs eps per attack, worst case bold;
 * ``<stem>.json``: provenance, settings, clean accuracy, diagnostics, timing, the summary;
+* ``<stem>.per_example.npz``: which images survive which attack at which eps
+  (:func:`gradreg_tf.audit.save_per_example`), so the worst case can be recomputed on any
+  subset of the images;
 * ``<stem>.md``: the summary table (transfer, which the paper's claims are about, beside the
   worst case).
 
@@ -51,6 +57,9 @@ def build_parser():
                    help="comma-separated L-inf eps (0 = clean is always included)")
     p.add_argument("--models", default=",".join(PAPER_MODELS),
                    help=f"comma-separated models to audit, from {', '.join(PAPER_MODELS)}")
+    p.add_argument("--apgd-steps", type=int, default=100, help="APGD-CE/APGD-T steps")
+    p.add_argument("--apgd-targets", type=int, default=3, help="APGD-T target classes")
+    p.add_argument("--square-queries", type=int, default=1000, help="Square Attack queries")
     p.add_argument("--attack-seed", type=int, default=0,
                    help="seed of PGD's random starts and of the noise")
     return p
@@ -61,7 +70,9 @@ def summary_rows(result, table_eps) -> list[dict]:
     single attack at the largest of them, and the masking checks that fired."""
     from gradreg_tf import audit, plotting
 
-    single = [a.value for a in audit.WhiteBox] + [audit.BEST_TRANSFER, audit.NOISE]
+    # (not Square: it attacks only the gradient attacks' survivors, so its curve is a joint one)
+    single = ([a.value for a in audit.WhiteBox] + [audit.APGD_CE, audit.APGD_T]
+              + [audit.BEST_TRANSFER, audit.NOISE])
     rows = []
     for name in result.models:
         row = {"model": name, "label": plotting.model_text(name),
@@ -75,6 +86,7 @@ def summary_rows(result, table_eps) -> list[dict]:
             row["strongest_attack"] = min(single, key=lambda a: result.accuracy(name, a, last))
             row["strongest_at"] = last
         row["masking_flags"] = list(result.flags(name))
+        row["not_evaluated"] = list(result.not_evaluated(name))
         rows.append(row)
     return rows
 
@@ -93,6 +105,8 @@ def markdown(rows, table_eps) -> str:
         s = {k: (pct(v) if isinstance(v, float) else v) for k, v in r.items()}
         s["strongest"] = r.get("strongest_attack", "")
         s["flags"] = "yes: " + ", ".join(r["masking_flags"]) if r["masking_flags"] else "no"
+        if r.get("not_evaluated"):
+            s["flags"] += " (not evaluated: " + ", ".join(r["not_evaluated"]) + ")"
         shown.append(s)
     return _common.markdown_table(shown, columns)
 
@@ -117,7 +131,13 @@ def main(argv=None):
     unknown = [m for m in names if m not in PAPER_MODELS]
     if unknown or not names:
         p.error(f"--models: unknown {unknown or names}; choose from {', '.join(PAPER_MODELS)}")
-    for option in ("n_test", "steps", "restarts"):
+    if len(set(epsilons)) != len(epsilons):
+        p.error(f"--epsilons: each value at most once, received {args.epsilons!r}")
+    if not any(e > 0 for e in epsilons):
+        p.error(f"--epsilons: needs a value > 0 (eps 0, the clean accuracy, is always "
+                f"measured; no attack would run), received {args.epsilons!r}")
+    for option in ("n_test", "steps", "restarts", "apgd_steps", "apgd_targets",
+                   "square_queries"):
         if getattr(args, option) < 1:
             p.error(f"--{option.replace('_', '-')} must be >= 1, received {getattr(args, option)}")
     if args.attack_seed < 0:
@@ -135,7 +155,9 @@ def main(argv=None):
     audit_start = time.time()
     result = audit.robustness_audit(models, ds.x_test[:n], ds.y_test[:n], bounds=ds.bounds,
                                     epsilons=epsilons, steps=args.steps, restarts=args.restarts,
-                                    seed=args.attack_seed, progress=args.progress)
+                                    seed=args.attack_seed, apgd_steps=args.apgd_steps,
+                                    apgd_targets=args.apgd_targets,
+                                    square_queries=args.square_queries, progress=args.progress)
     audit_seconds = time.time() - audit_start
     _common.log(f"audit done in {audit_seconds:.0f} s")
 
@@ -154,13 +176,13 @@ def main(argv=None):
         result.epsilons, curves, flags={m: result.flags(m) for m in result.models},
         title=f"Robustness audit, {_common.title(ds)}",
         caption=f"{budget}; first {n} test images; PGD {args.steps} steps of 2.5ε/"
-                f"{args.steps}, {args.restarts} restarts; worst case = per image over all "
-                f"attacks")
+                f"{args.steps}, {args.restarts} restarts; APGD-CE/-T {args.apgd_steps} steps; "
+                f"Square {args.square_queries} queries; worst case = per image over all attacks")
     figure_tmp = stem.with_name(f".{stem.name}.{os.getpid()}.tmp")
     figure_paths = [_replace_atomically(path, stem.with_suffix(path.suffix))
                     for path in plotting.save_figure(fig, figure_tmp)]
     _common.log("wrote " + ", ".join(str(path) for path in figure_paths))
-    _common.write_json(_tmp(json_path), {
+    _common.write_json(json_path, {  # atomic itself (and moves the run log beside it)
         **_common.metadata(ds, args, __file__, n_examples=n,
                            seconds=round(time.time() - start, 1),
                            audit_seconds=round(audit_seconds, 1)),
@@ -169,18 +191,22 @@ def main(argv=None):
         "diagnostics": {m: [d.as_dict() for d in checks]
                         for m, checks in result.diagnostics.items()},
         "masked": {m: result.masked(m) for m in result.models},
+        "not_evaluated": {m: list(result.not_evaluated(m)) for m in result.models},
+        "per_example": stem.with_suffix(".per_example.npz").name,
         "summary": summary,
         "note": "The paper's robustness claims concern transfer (black-box) attacks; the "
                 "worst case adds white-box FGSM/PGD on the cross-entropy and the margin, "
-                "and noise.",
+                "APGD-CE, APGD-T, the gradient-free Square Attack, and noise.",
     })
     _tmp(md_path).write_text(
         f"Robustness audit, {_common.title(ds)} ({budget}; first {n} test images; PGD "
-        f"{args.steps} steps, {args.restarts} restarts). The paper's claims are about "
+        f"{args.steps} steps, {args.restarts} restarts; APGD-CE and APGD-T {args.apgd_steps} "
+        f"steps, {args.apgd_targets} targets; Square {args.square_queries} queries). The paper's claims are about "
         f"transfer; the worst case is over every attack of the audit, per image.\n\n"
         + markdown(summary, table_eps))
-    for path in (csv_path, json_path, md_path):
+    for path in (csv_path, md_path):
         _replace_atomically(_tmp(path), path)
+    audit.save_per_example(result, stem.with_suffix(".per_example.npz"))
     for row in summary:
         flags = ", ".join(row["masking_flags"]) or "none"
         worst = ", ".join(f"{100 * row[f'worst_case@{e:g}']:.1f}%" for e in table_eps)

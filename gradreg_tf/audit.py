@@ -21,6 +21,17 @@ model of a ``{name: model}`` mapping and every eps (L∞, in the units of ``x``)
   lowest accuracy at each eps. The transferred PGD examples are each source's first successful
   (low-confidence) iterates, so FGSM usually transfers better;
 * ``noise``: random-sign noise of size eps (:func:`gradreg_tf.attacks.random_sign_noise`);
+* ``apgd_ce``, ``apgd_t``: :func:`gradreg_tf.attacks.apgd` (Croce & Hein, ICML 2020, the
+  white-box half of AutoAttack): APGD on the cross-entropy, and APGD-T on the targeted DLR loss
+  over the ``apgd_targets`` (3) classes with the highest clean logits, ``apgd_steps`` (100)
+  steps, one restart each;
+* ``square``: the gradient-free L∞ Square Attack (:func:`gradreg_tf.attacks.square`,
+  Andriushchenko et al., ECCV 2020), ``square_queries`` (1000) queries, ``p_init`` 0.8
+  (AutoAttack's), run (to save queries, as AutoAttack does) only on the images that every own
+  gradient attack above left correct: its curve is the accuracy under "every gradient attack,
+  then Square", and ``gradient_free_stronger_than_gradient`` is the share of images only
+  Square breaks. These three are white-box only (not transferred); like PGD they are run at
+  increasing eps on the examples that survived them at the previous eps;
 * ``worst_case``: per example, robust only if correctly classified on the clean image and under
   every attack above (white-box, transfer and noise) at every grid eps up to eps — the strongest
   statement this audit can make; an upper bound on the true robust accuracy.
@@ -30,11 +41,19 @@ diagnostics (:class:`Check`, the obfuscated-gradients checklist plus one of ours
 attacks a standard evaluation runs, i.e. the cross-entropy ones: ``ce_whitebox(eps) =
 min(acc fgsm_ce, acc pgd_ce)``; the margin attacks are the check that sees through a saturated
 softmax. A model is flagged as gradient-masked when any check fires (:class:`Thresholds`).
+Each check is ``"raised"``, ``"cleared"`` or ``"not evaluated"``: a check whose evidence the run
+did not measure (``large_eps_not_broken`` without an eps of at least ``Thresholds.large_eps``
+times the pixel range, ``whitebox_weaker_than_transfer`` with a single model) is never raised
+nor cleared. The per-example results (:attr:`AuditResult.correct`) let the worst case be
+recomputed on any subset of the images (:meth:`AuditResult.worst_case`,
+:func:`save_per_example`, :func:`load_per_example`).
 
 Cost: per model at most ``restarts * steps`` gradients per example still robust at the previous
 eps and per loss (PGD freezes broken or stalled examples), two gradients for the FGSMs, and
 ``2 * n_models + 1`` forward passes of all ``n`` images per eps for the FGSM transfer and
-noise scores (the PGD transfer scores re-evaluate only the examples attacked at that eps).
+noise scores (the PGD transfer scores re-evaluate only the examples attacked at that eps);
+plus at most ``apgd_steps * (1 + apgd_targets)`` gradients per example still robust under
+APGD, and ``square_queries`` forward passes per gradient survivor.
 """
 
 from __future__ import annotations
@@ -49,13 +68,15 @@ import numpy as np
 
 from gradreg_tf import _checks
 from gradreg_tf import gradients as G
-from gradreg_tf.attacks import fgsm_signs, pgd, predict_labels, random_sign_noise
+from gradreg_tf.attacks import apgd, fgsm_signs, pgd, predict_labels, random_sign_noise, square
 from gradreg_tf.attacks.pgd import DEFAULT_STEP_FACTOR
+from gradreg_tf.attacks.square import check_p_init
 from gradreg_tf.evaluation import PAPER_EPSILONS
 from gradreg_tf.types import ModelFn, TensorLike
 
-__all__ = ["AUDIT_EPSILONS", "AuditResult", "AuditRow", "Check", "Diagnostic", "Thresholds",
-           "WhiteBox", "robustness_audit"]
+__all__ = ["APGD_CE", "APGD_T", "AUDIT_EPSILONS", "AuditResult", "AuditRow", "Check",
+           "GRADIENT_ATTACKS", "Diagnostic", "NOT_EVALUATED", "SQUARE", "Thresholds", "WhiteBox", "load_per_example",
+           "robustness_audit", "save_per_example"]
 
 AUDIT_EPSILONS = PAPER_EPSILONS
 """The eps grid of the audit: the paper's transfer grid, 0 to 0.7 (0 = clean accuracy)."""
@@ -75,6 +96,12 @@ class WhiteBox(str, enum.Enum):
 
 
 NOISE = "noise"
+APGD_CE = "apgd_ce"
+APGD_T = "apgd_t"
+SQUARE = "square"
+STRONG_ATTACKS = (APGD_CE, APGD_T, SQUARE)
+"""The attacks of the audit beyond FGSM/PGD (white-box only, not transferred)."""
+RAISED, CLEARED, NOT_EVALUATED = "raised", "cleared", "not evaluated"
 TRANSFER = "transfer"
 BEST_TRANSFER = "best_transfer"
 WORST_CASE = "worst_case"
@@ -89,6 +116,7 @@ class Check(str, enum.Enum):
     LARGE_EPS_NOT_BROKEN = "large_eps_not_broken"
     NOISE_STRONGER_THAN_ATTACK = "noise_stronger_than_attack"
     CE_WEAKER_THAN_MARGIN = "ce_weaker_than_margin"
+    GRADIENT_FREE_STRONGER = "gradient_free_stronger_than_gradient"
 
 
 _CHECK_TEXT = {
@@ -101,6 +129,9 @@ _CHECK_TEXT = {
     Check.NOISE_STRONGER_THAN_ATTACK: "max over eps of ce_whitebox accuracy minus noise accuracy",
     Check.CE_WEAKER_THAN_MARGIN:
         "max over eps of ce_whitebox accuracy minus margin white-box accuracy",
+    Check.GRADIENT_FREE_STRONGER:
+        "max over eps of the share of images that survive every own gradient attack (FGSM, "
+        "PGD, APGD) but not Square",
 }
 
 
@@ -115,12 +146,32 @@ class Thresholds:
         large_eps_accuracy: ce_whitebox accuracy left at the largest eps.
         margin_gap: accuracy gap between the cross-entropy and margin white-box attacks
             (larger: the margin is a somewhat stronger loss even without masking).
+        large_eps: the smallest eps, as a fraction of the pixel range ``upper - lower``, at
+            which ``large_eps_not_broken`` is evaluated (0.5: half the range lets an attack
+            erase any image); without such an eps the check is "not evaluated".
+
+    Raises:
+        ValueError: a value that is not a finite number >= 0 (NaN would switch a check off:
+            ``NaN > x`` is always false), or a share/fraction above 1.
     """
 
     zero_gradient_share: float = 0.05
     accuracy_gap: float = 0.05
     large_eps_accuracy: float = 0.10
     margin_gap: float = 0.10
+    large_eps: float = 0.5
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            ok = (not isinstance(value, (bool, np.bool_))
+                  and isinstance(value, (int, float, np.integer, np.floating))
+                  and math.isfinite(value) and value >= 0)
+            if ok and field.name in ("zero_gradient_share", "large_eps_accuracy", "large_eps"):
+                ok = value <= 1
+            if not ok:
+                raise ValueError(f"Thresholds.{field.name} must be a finite number >= 0 (<= 1 for "
+                                 f"shares and fractions), received {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,14 +193,17 @@ class AuditRow:
 
 @dataclasses.dataclass(frozen=True)
 class Diagnostic:
-    """One masking check of one model: ``flagged = value > threshold``."""
+    """One masking check of one model: ``status`` "raised" (``value > threshold``),
+    "cleared", or "not evaluated" (its evidence was not measured; then ``value`` is NaN and
+    ``flagged`` is False)."""
 
     check: str
     flagged: bool
-    value: float  # NaN when it cannot be computed (e.g. no other model to transfer from)
+    value: float  # NaN when not evaluated (e.g. no other model to transfer from)
     threshold: float
     eps: float | None  # where the value was attained, for the per-eps checks
     description: str
+    status: str = CLEARED
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -166,6 +220,9 @@ class AuditResult:
         epsilons: the eps grid (ascending, starting at 0).
         settings: the attack settings used (steps, restarts, step rule, seed, ...).
         seconds: wall time per model and stage.
+        correct: per-example results ``{(model, source, attack): bool (len(epsilons), n)}``
+            (row 0: clean), every attack of every model on the model itself (``source ==
+            model``) and transferred from the others; ``clean``: ``{model: bool (n,)}``.
     """
 
     rows: tuple[AuditRow, ...]
@@ -173,6 +230,32 @@ class AuditResult:
     epsilons: tuple[float, ...]
     settings: dict
     seconds: dict
+    correct: dict = dataclasses.field(default_factory=dict)
+    clean: dict = dataclasses.field(default_factory=dict)
+
+    def worst_case(self, model: str, rows=None) -> np.ndarray:
+        """The per-image worst-case accuracy of ``model`` vs :attr:`epsilons`, recomputed from
+        the per-example results on the images ``rows`` (indices or a boolean mask; all if
+        None). On all images it equals the ``worst_case`` curve.
+
+        Raises:
+            KeyError: unknown model. ValueError: empty or out-of-range ``rows``.
+        """
+        if model not in self.clean:
+            raise KeyError(f"no per-example results for model {model!r}.")
+        n = len(self.clean[model])
+        index = np.arange(n) if rows is None else np.arange(n)[np.asarray(rows)]
+        if index.size == 0:
+            raise ValueError("rows must select at least one image, received an empty selection.")
+        robust = np.broadcast_to(self.clean[model], (len(self.epsilons), n)).copy()
+        for (target, _, _), ok in self.correct.items():
+            if target == model:
+                robust &= ok
+        return np.mean(robust[:, index], axis=1)
+
+    def not_evaluated(self, model: str) -> tuple[str, ...]:
+        """The names of the checks of ``model`` whose evidence was not measured."""
+        return tuple(d.check for d in self.diagnostics[model] if d.status == NOT_EVALUATED)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -219,8 +302,11 @@ def _check_epsilons(epsilons) -> tuple[float, ...]:
     except TypeError:
         raise ValueError(f"epsilons must be a sequence of numbers >= 0, received "
                          f"{epsilons!r}.") from None
-    if not values:
-        raise ValueError("epsilons must contain at least one value, received an empty sequence.")
+    if len(set(values)) != len(values):
+        raise ValueError(f"epsilons must not repeat a value, received {list(epsilons)!r}.")
+    if not any(v > 0 for v in values):
+        raise ValueError(f"epsilons must contain a value > 0 (eps 0 is the clean accuracy, "
+                         f"always measured; no attack would run), received {list(epsilons)!r}.")
     return tuple(sorted(set([0.0] + values)))
 
 
@@ -251,9 +337,11 @@ def robustness_audit(models: Mapping[str, ModelFn], x: TensorLike, y: TensorLike
                      epsilons: Sequence[float] = AUDIT_EPSILONS, steps: int = 40,
                      restarts: int = 5, seed: int = 0, batch_size: int = 1000,
                      fgsm_batch_size: int = 1000, thresholds: Thresholds = Thresholds(),
-                     progress: bool = False) -> AuditResult:
-    """Accuracy vs eps of every model under FGSM/PGD (CE and margin), transfer and noise, the
-    per-example worst case, and gradient-masking diagnostics (module docstring).
+                     apgd_steps: int = 100, apgd_targets: int = 3, square_queries: int = 1000,
+                     square_p_init: float = 0.8, progress: bool = False) -> AuditResult:
+    """Accuracy vs eps of every model under FGSM/PGD (CE and margin), APGD-CE, APGD-T, Square,
+    transfer and noise, the per-example worst case, and gradient-masking diagnostics (module
+    docstring).
 
     Args:
         models: ``{name: model}``; each a Keras model (``training=False``) or callable
@@ -269,13 +357,18 @@ def robustness_audit(models: Mapping[str, ModelFn], x: TensorLike, y: TensorLike
         batch_size: examples per PGD chunk and per forward pass.
         fgsm_batch_size: chunk of the paper's chunk-mean FGSM gradient (the original: 1000).
         thresholds: when the masking checks fire.
+        apgd_steps: APGD-CE and APGD-T steps per run (AutoAttack: 100).
+        apgd_targets: APGD-T target classes (AutoAttack: 9; 3 keeps the audit's cost down).
+        square_queries: Square Attack queries per example (AutoAttack: 5000).
+        square_p_init: Square Attack's initial square fraction (AutoAttack: 0.8).
         progress: show a tqdm bar over the models' stages.
 
     Returns:
         :class:`AuditResult`.
 
     Raises:
-        ValueError: empty models, bad eps, steps, restarts, seed or batch sizes, ``x``
+        ValueError: empty models, bad eps (negative, repeated, or none > 0), steps, restarts,
+            seed, batch sizes or APGD/Square settings, ``x``
             outside ``bounds`` or of the wrong shape for a model, labels out of range, models
             with different numbers of classes.
         TypeError: integer ``x``, non-integer labels, non-string model names, ``thresholds``
@@ -289,6 +382,10 @@ def robustness_audit(models: Mapping[str, ModelFn], x: TensorLike, y: TensorLike
     batch_size = G.check_positive_int(batch_size, name="batch_size")
     fgsm_batch_size = G.check_positive_int(fgsm_batch_size, name="fgsm_batch_size")
     seed = _check_seed(seed)
+    apgd_steps = G.check_positive_int(apgd_steps, name="apgd_steps")
+    apgd_targets = G.check_positive_int(apgd_targets, name="apgd_targets")
+    square_queries = G.check_positive_int(square_queries, name="square_queries")
+    square_p_init = check_p_init(square_p_init)
     if not isinstance(thresholds, Thresholds):
         raise TypeError(f"thresholds must be a gradreg_tf.audit.Thresholds, received "
                         f"{type(thresholds).__name__}.")
@@ -299,7 +396,11 @@ def robustness_audit(models: Mapping[str, ModelFn], x: TensorLike, y: TensorLike
         classes[name] = G.n_classes(model, arr)
     if len(set(classes.values())) != 1:
         raise ValueError(f"all models must have the same number of classes, received {classes}.")
-    labels = _checks.check_labels(y, n_classes=next(iter(classes.values())), n_examples=len(arr))
+    n_classes = next(iter(classes.values()))
+    labels = _checks.check_labels(y, n_classes=n_classes, n_examples=len(arr))
+    if n_classes < 4 or apgd_targets > n_classes - 1:
+        raise ValueError(f"APGD-T needs >= 4 classes and 1 <= apgd_targets <= classes - 1, "
+                         f"received {n_classes} classes and apgd_targets={apgd_targets}.")
 
     attacked = [e for e in eps_grid if e > 0]
     scores = _Scores()
@@ -309,7 +410,7 @@ def robustness_audit(models: Mapping[str, ModelFn], x: TensorLike, y: TensorLike
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=4 * len(models), desc="robustness audit", unit="stage")
+        bar = tqdm(total=7 * len(models), desc="robustness audit", unit="stage")
     try:
         for source, model in models.items():
             seconds[source] = {}
@@ -356,6 +457,34 @@ def robustness_audit(models: Mapping[str, ModelFn], x: TensorLike, y: TensorLike
             seconds[source]["noise"] = time.perf_counter() - start
             if bar is not None:
                 bar.update(1)
+            strong = {
+                APGD_CE: lambda xs, ys, e: apgd(model, xs, e, bounds=bounds, y=ys, loss="ce",
+                                                steps=apgd_steps, seed=seed,
+                                                batch_size=batch_size),
+                APGD_T: lambda xs, ys, e: apgd(model, xs, e, bounds=bounds, y=ys,
+                                               loss="dlr_targeted", steps=apgd_steps,
+                                               n_targets=apgd_targets, seed=seed,
+                                               batch_size=batch_size),
+                SQUARE: lambda xs, ys, e: square(model, xs, e, bounds=bounds, y=ys,
+                                                 queries=square_queries, p_init=square_p_init,
+                                                 seed=seed, batch_size=batch_size),
+            }
+            for attack, run in strong.items():
+                start = time.perf_counter()
+                robust = clean[source].copy()
+                for eps in attacked:
+                    # Square: only on the images every gradient attack left correct (cost)
+                    todo = robust & (_gradient_survivors(scores, source, eps)
+                                     if attack == SQUARE else True)
+                    robust &= todo
+                    rows = np.flatnonzero(todo)
+                    if rows.size:
+                        adv = run(arr[rows], labels[rows], eps).numpy()
+                        robust[rows] = _predict(model, adv, batch_size) == labels[rows]
+                    scores.put(source, source, attack, eps, robust.copy())
+                seconds[source][attack] = time.perf_counter() - start
+                if bar is not None:
+                    bar.update(1)
     finally:
         if bar is not None:
             bar.close()
@@ -364,16 +493,77 @@ def robustness_audit(models: Mapping[str, ModelFn], x: TensorLike, y: TensorLike
     for name in models:
         model_rows = _model_rows(name, scores.of(name), clean[name], eps_grid)
         rows += model_rows
-        diagnostics[name] = _diagnose(model_rows, eps_grid, zero_share[name], thresholds)
+        diagnostics[name] = _diagnose(model_rows, eps_grid, zero_share[name], thresholds,
+                                      large_eps=thresholds.large_eps * (bounds.upper
+                                                                        - bounds.lower),
+                                      n_models=len(models),
+                                      survivors={e: float(np.mean(_gradient_survivors(
+                                          scores, name, e))) for e in attacked})
     settings = {
         "n_examples": len(arr), "epsilons": list(eps_grid), "bounds": list(bounds),
         "pgd_steps": steps, "pgd_restarts": restarts,
         "pgd_step_size": f"{DEFAULT_STEP_FACTOR} * eps / {steps}", "pgd_random_start": True,
         "seed": seed, "batch_size": batch_size, "fgsm_batch_size": fgsm_batch_size,
+        "apgd_steps": apgd_steps, "apgd_restarts": 1, "apgd_targets": apgd_targets,
+        "square_queries": square_queries, "square_p_init": square_p_init,
         "thresholds": dataclasses.asdict(thresholds),
     }
+    correct = {}
+    for key, per_eps in scores.correct.items():
+        target = key[0]
+        correct[key] = np.stack([clean[target] if e == 0 else per_eps[e] for e in eps_grid])
     return AuditResult(rows=tuple(rows), diagnostics=diagnostics, epsilons=eps_grid,
-                       settings=settings, seconds=seconds)
+                       settings=settings, seconds=seconds, correct=correct, clean=clean)
+
+
+GRADIENT_ATTACKS = tuple(a.value for a in WhiteBox) + (APGD_CE, APGD_T)
+"""The model's own gradient attacks, whose survivors Square attacks."""
+
+
+def _gradient_survivors(scores: "_Scores", name: str, eps: float) -> np.ndarray:
+    """Per image: correct under every own gradient attack of ``name`` at ``eps``."""
+    own = scores.of(name)
+    return np.logical_and.reduce([own[(name, a)][eps] for a in GRADIENT_ATTACKS])
+
+
+def save_per_example(result: AuditResult, path) -> None:
+    """Writes the per-example results of ``result`` to the ``.npz`` ``path`` atomically.
+
+    Keys: ``epsilons``; ``clean/<model>`` (bool ``(n,)``); ``correct/<model>/<source>/<attack>``
+    (bool ``(len(epsilons), n)``). :func:`load_per_example` reads it back.
+    """
+    import io
+    import pathlib
+
+    from gradreg_tf.cache import atomic_write
+
+    arrays = {"epsilons": np.asarray(result.epsilons, float)}
+    for name, ok in result.clean.items():
+        arrays[f"clean/{name}"] = np.asarray(ok, bool)
+    for (target, source, attack), ok in result.correct.items():
+        arrays[f"correct/{target}/{source}/{attack}"] = np.asarray(ok, bool)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write(path, lambda tmp: pathlib.Path(tmp).write_bytes(buffer.getvalue()))
+
+
+def load_per_example(path) -> tuple[tuple[float, ...], dict, dict]:
+    """Reads a :func:`save_per_example` file: ``(epsilons, clean, correct)``.
+
+    Raises:
+        ValueError: a file without ``epsilons`` or with arrays of inconsistent shapes.
+    """
+    with np.load(path, allow_pickle=False) as data:
+        if "epsilons" not in data.files:
+            raise ValueError(f"{path} is not an audit per-example file (no 'epsilons' array).")
+        epsilons = tuple(float(e) for e in data["epsilons"])
+        clean = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("clean/")}
+        correct = {tuple(k.split("/")[1:]): data[k] for k in data.files
+                   if k.startswith("correct/")}
+    n = {len(v) for v in clean.values()}
+    if len(n) != 1 or any(v.shape != (len(epsilons), *n) for v in correct.values()):
+        raise ValueError(f"{path}: per-example arrays of inconsistent shapes.")
+    return epsilons, clean, correct
 
 
 def _row(model, attack, eps, ok, **kw) -> AuditRow:
@@ -390,6 +580,8 @@ def _model_rows(name: str, correct: dict, clean: np.ndarray, eps_grid) -> list[A
     rows = []
     for attack in WhiteBox:
         rows += [_row(name, attack.value, e, at((name, attack.value), e)) for e in eps_grid]
+    for attack in STRONG_ATTACKS:
+        rows += [_row(name, attack, e, at((name, attack), e)) for e in eps_grid]
     foreign = sorted(k for k in correct if k[0] != name)
     for source, attack in foreign:
         rows += [_row(name, TRANSFER, e, at((source, attack), e), source=source,
@@ -418,9 +610,10 @@ def _largest_gap(eps_grid, gaps) -> tuple[float, float | None]:
     return float(gaps[i]), float(eps_grid[i])
 
 
-def _diagnose(rows: list[AuditRow], eps_grid, zero_share: float,
-              thresholds: Thresholds) -> tuple[Diagnostic, ...]:
-    """The :class:`Check` s of one model from its curves (eps > 0 only)."""
+def _diagnose(rows: list[AuditRow], eps_grid, zero_share: float, thresholds: Thresholds, *,
+              large_eps: float, n_models: int, survivors: dict) -> tuple[Diagnostic, ...]:
+    """The :class:`Check` s of one model from its curves (eps > 0 only); ``survivors``:
+    ``{eps: share of images correct under every own gradient attack}``."""
     attacked = [e for e in eps_grid if e > 0]
 
     def curve(attack):
@@ -433,13 +626,17 @@ def _diagnose(rows: list[AuditRow], eps_grid, zero_share: float,
                           curve(WhiteBox.PGD_MARGIN.value) - curve(WhiteBox.FGSM_MARGIN.value))
     values = {
         Check.ZERO_GRADIENTS: (zero_share, None),
-        Check.WHITEBOX_WEAKER_THAN_TRANSFER: _largest_gap(attacked,
-                                                          ce - curve(BEST_TRANSFER)),
+        Check.WHITEBOX_WEAKER_THAN_TRANSFER: (
+            _largest_gap(attacked, ce - curve(BEST_TRANSFER)) if n_models > 1
+            else (math.nan, None)),
         Check.ONE_STEP_STRONGER_THAN_ITERATIVE: _largest_gap(attacked, one_step),
-        Check.LARGE_EPS_NOT_BROKEN: ((float(ce[-1]), attacked[-1]) if attacked
+        Check.LARGE_EPS_NOT_BROKEN: ((float(ce[-1]), attacked[-1])
+                                     if attacked and attacked[-1] >= large_eps - 1e-12
                                      else (math.nan, None)),
         Check.NOISE_STRONGER_THAN_ATTACK: _largest_gap(attacked, ce - curve(NOISE)),
         Check.CE_WEAKER_THAN_MARGIN: _largest_gap(attacked, ce - margin),
+        Check.GRADIENT_FREE_STRONGER: _largest_gap(
+            attacked, np.array([survivors[e] for e in attacked]) - curve(SQUARE)),
     }
     limits = {
         Check.ZERO_GRADIENTS: thresholds.zero_gradient_share,
@@ -448,11 +645,14 @@ def _diagnose(rows: list[AuditRow], eps_grid, zero_share: float,
         Check.LARGE_EPS_NOT_BROKEN: thresholds.large_eps_accuracy,
         Check.NOISE_STRONGER_THAN_ATTACK: thresholds.accuracy_gap,
         Check.CE_WEAKER_THAN_MARGIN: thresholds.margin_gap,
+        Check.GRADIENT_FREE_STRONGER: thresholds.accuracy_gap,
     }
     out = []
     for check in Check:
         value, eps = values[check]
         limit = limits[check]
-        out.append(Diagnostic(check=check.value, flagged=bool(value > limit), value=value,
-                              threshold=limit, eps=eps, description=_CHECK_TEXT[check]))
+        status = (NOT_EVALUATED if math.isnan(value) else RAISED if value > limit else CLEARED)
+        out.append(Diagnostic(check=check.value, flagged=status == RAISED, value=value,
+                              threshold=limit, eps=eps, description=_CHECK_TEXT[check],
+                              status=status))
     return tuple(out)

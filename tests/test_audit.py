@@ -20,14 +20,14 @@ import pytest
 
 import gradreg_tf as g
 from gradreg_tf import audit, pretrained, zoo
-from gradreg_tf.attacks import fgsm, pgd, predict_labels, random_sign_noise
+from gradreg_tf.attacks import apgd, fgsm, pgd, predict_labels, random_sign_noise, square
 from gradreg_tf.plotting.audit import AUDIT_STYLES, plot_robustness_audit
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 SHAPE = (4, 4, 1)
-K = 3
-CURVES = ("fgsm_ce", "fgsm_margin", "pgd_ce", "pgd_margin", "best_transfer", "noise",
-          "worst_case")
+K = 4
+CURVES = ("fgsm_ce", "fgsm_margin", "pgd_ce", "pgd_margin", "apgd_ce", "apgd_t", "square",
+          "best_transfer", "noise", "worst_case")
 
 
 # ----------------------------------------------------------------------------- real MNIST
@@ -70,7 +70,7 @@ def test_audit_flags_the_distilled_model_and_not_the_normal_one(mnist):
     ds, models = mnist
     x, y = ds.x_test[:300], ds.y_test[:300]
     result = audit.robustness_audit(models, x, y, bounds=ds.bounds, epsilons=(0.1, 0.2, 0.3),
-                                    steps=20, restarts=2)
+                                    steps=20, restarts=2, apgd_steps=20, square_queries=200)
     for name in models:
         assert result.accuracy(name, "worst_case", 0.0) > 0.85, name  # both models learned
     assert_distilled_masked_and_normal_not(result, min_zero_share=0.3)
@@ -92,7 +92,8 @@ def test_audit_flags_the_shipped_distilled_model_and_not_the_shipped_normal_one(
     ds = g.data.load("mnist", data_dir=data_dir)
     models = {m: zoo.pretrained("mnist", m) for m in ("normal", "distilled")}
     result = audit.robustness_audit(models, ds.x_test[:300], ds.y_test[:300], bounds=ds.bounds,
-                                    epsilons=(0.1, 0.3), steps=20, restarts=1)
+                                    epsilons=(0.1, 0.3), steps=20, restarts=1, apgd_steps=10,
+                                    apgd_targets=1, square_queries=100)
     assert_distilled_masked_and_normal_not(result, min_zero_share=0.9)
     assert result.accuracy("distilled", "fgsm_ce", 0.3) > 0.9  # the white-box "immunity" ...
     assert result.accuracy("distilled", "pgd_margin", 0.3) < 0.05  # ... the margin breaks
@@ -111,12 +112,13 @@ def linear_model(seed, scale=1.0):
 def tiny():
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, size=(60,) + SHAPE).astype(np.float32)
-    models = {"a": linear_model(0), "b": linear_model(1), "c": linear_model(2, scale=400.0)}
+    models = {"a": linear_model(0), "b": linear_model(1), "c": linear_model(0, scale=400.0)}
     y = predict_labels(models["a"], x)
     y[::6] = (y[::6] + 1) % K  # some clean mistakes
     eps = (0.05, 0.1, 0.3)
     result = audit.robustness_audit(models, x, y, bounds=(0, 1), epsilons=eps, steps=5,
-                                    restarts=2, seed=3, batch_size=16, fgsm_batch_size=25)
+                                    restarts=2, seed=3, batch_size=16, fgsm_batch_size=25,
+                                    apgd_steps=8, square_queries=30)
     return x, y, models, eps, result
 
 
@@ -198,7 +200,7 @@ def test_a_model_that_hides_its_gradients_is_caught_by_transfer_from_its_twin():
     models = {"twin": twin, "hidden": masked_clone(twin)}
     y = predict_labels(twin, x)
     result = audit.robustness_audit(models, x, y, bounds=(0, 1), epsilons=(0.1, 0.2, 0.4),
-                                    steps=5, restarts=1)
+                                    steps=5, restarts=1, apgd_steps=10, square_queries=100)
     c = {d.check: d for d in result.diagnostics["hidden"]}
     assert c["zero_gradients"].value == 1.0
     assert c["whitebox_weaker_than_transfer"].flagged and result.masked("hidden")
@@ -218,7 +220,93 @@ def test_one_model_has_no_transfer():
                                     epsilons=(0.1,), steps=2, restarts=1)
     assert np.isnan(result.curve("only", "best_transfer")[1])
     check = {d.check: d for d in result.diagnostics["only"]}["whitebox_weaker_than_transfer"]
-    assert np.isnan(check.value) and not check.flagged
+    assert np.isnan(check.value) and not check.flagged and check.status == "not evaluated"
+    # eps 0.1 < half the pixel range: the large-eps check was not measured, neither raised nor
+    # cleared (issue 24: it used to be raised from the largest eps run, whatever its size)
+    large = {d.check: d for d in result.diagnostics["only"]}["large_eps_not_broken"]
+    assert large.status == "not evaluated" and not large.flagged and np.isnan(large.value)
+    assert set(result.not_evaluated("only")) == {"whitebox_weaker_than_transfer",
+                                                 "large_eps_not_broken"}
+
+
+def test_large_eps_check_is_evaluated_with_a_large_eps(tiny):
+    _, _, models, _, result = tiny  # largest eps 0.3 < 0.5: not evaluated
+    assert "large_eps_not_broken" in result.not_evaluated("a")
+    x = np.random.default_rng(1).uniform(0, 1, (20,) + SHAPE).astype(np.float32)
+    model = linear_model(5)
+    done = audit.robustness_audit({"only": model}, x, predict_labels(model, x), bounds=(0, 1),
+                                  epsilons=(0.6,), steps=2, restarts=1, apgd_steps=5,
+                                  square_queries=5)
+    large = {d.check: d for d in done.diagnostics["only"]}["large_eps_not_broken"]
+    assert large.status in ("raised", "cleared") and large.eps == 0.6
+
+
+@pytest.mark.parametrize("field", ["zero_gradient_share", "accuracy_gap", "large_eps_accuracy",
+                                   "margin_gap", "large_eps"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.1, "0.1", True])
+def test_thresholds_refuse_nan_and_other_non_numbers(field, value):
+    with pytest.raises(ValueError, match=f"Thresholds.{field}"):
+        audit.Thresholds(**{field: value})
+
+
+def test_new_attacks_curves_are_the_attacks_accuracies_at_the_first_eps(tiny):
+    x, y, models, eps, result = tiny
+    for name, model in models.items():
+        ok = predict_labels(model, x) == y
+        runs = {
+            "apgd_ce": apgd(model, x[ok], eps[0], bounds=(0, 1), y=y[ok], loss="ce", steps=8,
+                            seed=3, batch_size=16),
+            "apgd_t": apgd(model, x[ok], eps[0], bounds=(0, 1), y=y[ok], loss="dlr_targeted",
+                           steps=8, n_targets=3, seed=3, batch_size=16),
+        }
+        for attack, adv in runs.items():
+            expected = np.sum(predict_labels(model, adv) == y[ok]) / len(x)
+            assert result.accuracy(name, attack, eps[0]) == pytest.approx(expected), (
+                name, attack)
+        # Square runs on the images every own gradient attack left correct
+        survivors = np.logical_and.reduce([result.correct[(name, name, a)][1]
+                                           for a in audit.GRADIENT_ATTACKS])
+        adv = square(model, x[survivors], eps[0], bounds=(0, 1), y=y[survivors], queries=30,
+                     p_init=0.8, seed=3, batch_size=16)
+        expected = np.sum(predict_labels(model, adv) == y[survivors]) / len(x)
+        assert result.accuracy(name, "square", eps[0]) == pytest.approx(expected), name
+
+
+def test_worst_case_recomputes_from_per_example_results_on_any_subset(tiny, tmp_path):
+    x, y, models, eps, result = tiny
+    for name in models:
+        np.testing.assert_allclose(result.worst_case(name), result.curve(name, "worst_case"))
+    path = tmp_path / "audit.per_example.npz"
+    audit.save_per_example(result, path)
+    epsilons, clean, correct = audit.load_per_example(path)
+    assert epsilons == result.epsilons and set(clean) == set(models)
+    subset = np.arange(0, len(x), 3)
+    for name in models:
+        robust = clean[name][None, :].copy()
+        for (target, _, _), ok in correct.items():
+            if target == name:
+                robust = robust & ok
+        np.testing.assert_allclose(result.worst_case(name, subset),
+                                   robust[:, subset].mean(axis=1))
+    assert ("a", "a", "square") in correct and ("a", "b", "pgd_ce") in correct
+
+
+def test_gradient_free_stronger_than_gradient_attacks_is_a_masking_flag():
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, size=(60,) + SHAPE).astype(np.float32)
+    hidden = masked_clone(linear_model(6))
+    y = predict_labels(hidden, x)
+    result = audit.robustness_audit({"hidden": hidden}, x, y, bounds=(0, 1),
+                                    epsilons=(0.1, 0.2), steps=5, restarts=1, apgd_steps=10,
+                                    square_queries=200)
+    check = {d.check: d for d in result.diagnostics["hidden"]}["gradient_free_stronger_than_gradient"]
+    assert result.accuracy("hidden", "fgsm_ce", 0.2) == 1.0  # no gradient, nothing moves
+    survivors = np.logical_and.reduce([result.correct[("hidden", "hidden", a)]
+                                       for a in audit.GRADIENT_ATTACKS])
+    assert result.accuracy("hidden", "square", 0.2) < np.mean(survivors[2]) - 0.05
+    assert check.value >= np.mean(survivors[2]) - result.accuracy("hidden", "square", 0.2)
+    assert check.flagged and check.status == "raised" and "gradient_free_stronger_than_gradient" \
+        in result.flags("hidden")
 
 
 @pytest.mark.parametrize(
@@ -226,7 +314,12 @@ def test_one_model_has_no_transfer():
     [
         ({"models": {}}, ValueError, "non-empty mapping"),
         ({"models": {1: None}}, TypeError, "model names must be non-empty strings"),
-        ({"epsilons": ()}, ValueError, "at least one value"),
+        ({"epsilons": ()}, ValueError, "value > 0"),
+        ({"epsilons": (0,)}, ValueError, "value > 0"),
+        ({"epsilons": (0.1, 0.1)}, ValueError, "must not repeat"),
+        ({"apgd_steps": 0}, ValueError, "apgd_steps"),
+        ({"apgd_targets": 4}, ValueError, "apgd_targets"),
+        ({"square_queries": 0}, ValueError, "square_queries"),
         ({"epsilons": (0.1, -0.2)}, ValueError, "epsilons must be a finite number >= 0"),
         ({"epsilons": 0.3}, ValueError, "epsilons must be a sequence"),
         ({"steps": 0}, ValueError, "steps must be an integer >= 1"),
@@ -235,7 +328,7 @@ def test_one_model_has_no_transfer():
         ({"fgsm_batch_size": 0}, ValueError, "fgsm_batch_size"),
         ({"bounds": (0, 0.5)}, ValueError, "outside bounds"),
         ({"y": [0] * 3}, ValueError, "3 labels but the batch has 10"),
-        ({"y": [5] * 10}, ValueError, r"y must be in \[0, 2\]"),
+        ({"y": [7] * 10}, ValueError, r"y must be in \[0, 3\]"),
         ({"thresholds": {"accuracy_gap": 0.1}}, TypeError, "thresholds must be"),
         ({"models": {"a": "x", "b": "y"}, "x_int": True}, TypeError, "floating dtype"),
     ],
@@ -252,7 +345,7 @@ def test_bad_inputs_raise_before_attacking(kwargs, error, match):
 
 
 def test_models_must_agree_on_classes():
-    four = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(4)])
+    four = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(5)])
     x = np.random.default_rng(3).uniform(0, 1, (5,) + SHAPE).astype(np.float32)
     with pytest.raises(ValueError, match="same number of classes"):
         audit.robustness_audit({"a": linear_model(0), "four": four}, x, [0] * 5, bounds=(0, 1))
@@ -276,7 +369,7 @@ def test_figure_has_a_panel_per_model_and_a_bold_worst_case(tiny):
 
 
 # ----------------------------------------------------------------------------- the script
-def test_script_end_to_end(tmp_path, data_dir, monkeypatch):
+def test_script_end_to_end(tmp_path, data_dir, monkeypatch):  # noqa: C901
     full = g.data.load("mnist", data_dir=data_dir)
     small = dataclasses.replace(full, x_test=full.x_test[:40], y_test=full.y_test[:40])
     trained = {}
@@ -295,10 +388,15 @@ def test_script_end_to_end(tmp_path, data_dir, monkeypatch):
     out = tmp_path / "out"
     result = robustness_audit.main(["--budget", "quick", "--n-test", "30", "--steps", "2",
                                     "--restarts", "1", "--epsilons", "0.1,0.3", "--models",
-                                    "normal,distilled", "--out", str(out), "--no-progress"])
+                                    "normal,distilled", "--out", str(out), "--no-progress",
+                                    "--apgd-steps", "3", "--square-queries", "5"])
     stem = out / "mnist_robustness_audit_quick"
-    names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"{stem.name}.{s}" for s in ("csv", "json", "md", "png", "pdf"))
+    # (a git-ignored run log ``<stem>.run.json`` may sit beside the JSON: not a result)
+    names = sorted(p.name for p in out.iterdir() if not p.name.endswith(".run.json"))
+    assert names == sorted(f"{stem.name}.{s}" for s in ("csv", "json", "md", "png", "pdf",
+                                                         "per_example.npz"))
+    epsilons, clean, correct = audit.load_per_example(stem.with_suffix(".per_example.npz"))
+    assert epsilons == result.epsilons and ("normal", "normal", "apgd_t") in correct
     with open(stem.with_suffix(".csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(result.rows) and rows[0]["budget"] == "quick"
@@ -309,6 +407,9 @@ def test_script_end_to_end(tmp_path, data_dir, monkeypatch):
     assert meta["summary"][0]["worst_case@0.3"] == result.accuracy("normal", "worst_case", 0.3)
     table = stem.with_suffix(".md").read_text()
     assert "Best transfer ε=0.1" in table and "Worst case ε=0.3" in table
+    # largest eps 0.3 < 0.5: the large-eps check is said to be not evaluated, never "no"
+    assert "not evaluated: large_eps_not_broken" in table
+    assert meta["not_evaluated"]["normal"] == ["large_eps_not_broken"]
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -317,6 +418,9 @@ def test_script_end_to_end(tmp_path, data_dir, monkeypatch):
     (["--epsilons", "-0.1"], "--epsilons: expected comma-separated finite numbers >= 0"),
     (["--steps", "0"], "--steps.*>= 1"),
     (["--attack-seed", "-3"], "--attack-seed.*>= 0"),
+    (["--epsilons", "0"], "--epsilons: needs a value > 0"),
+    (["--epsilons", "0.1,0.1"], "--epsilons: each value at most once"),
+    (["--square-queries", "0"], "--square-queries.*>= 1"),
 ])
 def test_script_rejects_bad_flags_before_loading_anything(argv, match, monkeypatch, capsys):
     def no_load(*a, **k):

@@ -34,7 +34,7 @@ from gradreg_tf import gradients as G
 from gradreg_tf.attacks.gradient_sign import predict_labels
 from gradreg_tf.types import ModelFn, TensorLike
 
-__all__ = ["DEFAULT_P_INIT", "p_schedule", "square"]
+__all__ = ["DEFAULT_P_INIT", "check_p_init", "p_schedule", "square"]
 
 DEFAULT_P_INIT = 0.05
 """The paper's initial fraction of pixels changed per query for L∞ (§4; AutoAttack uses 0.8)."""
@@ -75,7 +75,12 @@ def _margins(fn, x: np.ndarray, labels: np.ndarray, batch_size: int):
     return np.concatenate(margins), np.concatenate(preds)
 
 
-def _check_p_init(p_init) -> float:
+def check_p_init(p_init) -> float:
+    """Checks the Square Attack's ``p_init``: a number in (0, 1].
+
+    Raises:
+        ValueError: anything else (named in the message).
+    """
     if isinstance(p_init, (bool, np.bool_)):
         raise ValueError(f"p_init must be a number in (0, 1], received {p_init!r}.")
     try:
@@ -122,7 +127,7 @@ def square(model: ModelFn, x: TensorLike, eps: float, *, bounds, y: TensorLike |
     eps = _checks.check_eps(eps)
     queries = G.check_positive_int(queries, name="queries")
     batch_size = G.check_positive_int(batch_size, name="batch_size")
-    p_init = _check_p_init(p_init)
+    p_init = check_p_init(p_init)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, received {seed!r}.")
     arr = G.check_model_input(model, x, bounds=bounds)
