@@ -16,7 +16,8 @@ import numpy as np
 
 # The modules whose source decides trained weights (hashed into the user cache's keys).
 TRAINING_CODE = ("training.py", "zoo.py", "distillation.py", "recipes.py", "penalties.py",
-                 "models/gradreg.py", "models/architectures.py", "models/layers.py")
+                 "models/gradreg.py", "models/input_checks.py", "models/keras_compat.py",
+                 "models/callbacks.py", "models/architectures.py", "models/layers.py")
 
 
 @functools.lru_cache(maxsize=1)

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradreg_tf import cache as _cache
-from gradreg_tf.models import GradRegClassifier, NonFiniteLossError, mnist_cnn, svhn_cnn
+from gradreg_tf.models import GradRegClassifier, NonFiniteLossError, keras_compat, mnist_cnn, svhn_cnn
 from gradreg_tf.provenance import PROVENANCE_BATCHES, weights_fingerprint
 from gradreg_tf.recipes import Recipe
 
@@ -258,7 +258,7 @@ def train_recipe(recipe: Recipe, x_train, y_train, *, seed: int = 0, n_batches: 
 
 
 def _seed_generators(model):
-    for layer in model.network._flatten_layers(include_self=False):
+    for layer in list(keras_compat.sublayers(model.network))[1:]:
         gen = getattr(layer, "seed_generator", None)
         if isinstance(gen, keras.random.SeedGenerator):
             yield layer.name, gen

@@ -369,7 +369,7 @@ def test_replace_builds_a_model_with_new_hyperparameters_on_the_same_network():
 def test_keras_hook_guard_fails_loudly_when_keras_changes(monkeypatch):
     """The multi-worker fix overrides Keras' private _maybe_symbolic_build; a rename must not
     turn it into dead code silently."""
-    from gradreg_tf.models import gradreg
+    from gradreg_tf.models import keras_compat as gradreg
 
     gradreg.check_keras_hooks()  # this Keras has the hook
     owner = next(c for c in keras.Model.__mro__ if "_maybe_symbolic_build" in vars(c))
@@ -384,6 +384,20 @@ def test_keras_hook_guard_fails_loudly_when_keras_changes(monkeypatch):
     gradreg.check_keras_hooks()
     with pytest.raises(RuntimeError, match="_distribute_strategy.*update the override"):
         gradreg.check_trainer_attributes(keras.layers.Dense(2))
+
+
+def test_public_traversal_and_multi_worker_detection():
+    """The shim's public replacements for Keras internals: nested layers are found through the
+    public ``layers`` lists (dropout RNG states are restored by them on resume), and a strategy
+    is multi-worker only with more than one worker in its cluster."""
+    from gradreg_tf.models import keras_compat
+
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5, name="drop_in"),
+                              keras.layers.Dense(2)], name="inner")
+    outer = keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(2)], name="outer")
+    names = [layer.name for layer in keras_compat.sublayers(outer)]
+    assert names[0] == "outer" and "inner" in names and "drop_in" in names
+    assert not keras_compat.in_multi_worker_mode(tf.distribute.get_strategy())
 
 
 def test_fit_goes_through_the_overridden_keras_hook(monkeypatch):

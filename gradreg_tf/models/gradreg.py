@@ -22,6 +22,10 @@ Objective (Ross & Doshi-Velez 2018, §3; the original ``neural_network.py`` and
 Under ``tf.distribute`` every mean is over the global batch, so the per-replica losses
 sum to the single-device loss and Keras' summed gradients equal the single-device ones.
 
+The training and test steps and the config are here; the input checks are in
+:mod:`gradreg_tf.models.input_checks`, the one private Keras hook in
+:mod:`gradreg_tf.models.keras_compat`, the non-finite guard in :mod:`gradreg_tf.models.callbacks`.
+
 Input rules, the same for numpy arrays and ``tf.data`` (checked before or while the step
 is traced, never by casting): images must be floating point (integer images are refused,
 not cast to 0-255 floats), sample and class weights are refused, the network must return
@@ -34,229 +38,21 @@ Mixed and half precision are refused (the second derivatives and λ up to 1e5 ne
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import math
-import re
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from gradreg_tf import _checks
 from gradreg_tf import penalties as P
+from gradreg_tf.models import input_checks as checks
+from gradreg_tf.models import keras_compat as compat
+from gradreg_tf.models.callbacks import NonFiniteGuard, NonFiniteLossError
+
+__all__ = ["GradRegClassifier", "HYPERPARAMETERS", "NonFiniteLossError"]
 
 HYPERPARAMETERS = ("network", "penalty", "penalty_weight", "norm", "temperature",
                    "adversarial_eps", "bounds", "adversarial_penalty")
 """Constructor arguments fixed for a model's lifetime (see :meth:`GradRegClassifier.replace`)."""
-
-_HOOK = "_maybe_symbolic_build"
-_HOOK_PARAMETERS = ["self", "iterator", "data_batch"]
-_TRAINER_ATTRIBUTES = ("_distribute_strategy", "_compile_loss", "_compile_metrics")
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss or penalty (non-finite input, or λ too large)."""
-
-
-def check_keras_hooks() -> None:
-    """Checks that Keras still has the private start-up hook the classifier overrides.
-
-    ``GradRegClassifier._maybe_symbolic_build`` replaces Keras' TensorFlow-trainer hook of
-    that name to make multi-worker ``fit`` work (see the method). If Keras renamed the
-    hook or changed its arguments, the override would be dead code and multi-worker
-    training would break without a word; this check turns that into an import error.
-
-    Raises:
-        ImportError: naming the installed Keras version, if the hook or the private
-            methods the override calls are missing or have another signature.
-    """
-    hook = getattr(keras.Model, _HOOK, None)
-    where = f"keras {keras.__version__} (gradreg_tf was written against keras 3.x, tested 3.15)"
-    if not callable(hook):
-        raise ImportError(
-            f"keras.Model.{_HOOK} is missing in {where}: GradRegClassifier overrides this "
-            "private hook to make multi-worker fit work. Install a Keras version that has it "
-            "or update GradRegClassifier._maybe_symbolic_build."
-        )
-    params = list(inspect.signature(hook).parameters)
-    if params != _HOOK_PARAMETERS:
-        raise ImportError(
-            f"keras.Model.{_HOOK} has the signature {params} in {where}, expected "
-            f"{_HOOK_PARAMETERS}: update GradRegClassifier._maybe_symbolic_build."
-        )
-    for name in ("_symbolic_build", "_post_build", "_flatten_layers"):
-        if not callable(getattr(keras.Model, name, None)):
-            raise ImportError(f"keras.Model.{name} (used by GradRegClassifier.{_HOOK}) is "
-                              f"missing in {where}.")
-
-
-def check_trainer_attributes(model) -> None:
-    """Checks that a Keras model has the private trainer attributes the hook reads.
-
-    Raises:
-        RuntimeError: naming the missing attribute and the Keras version.
-    """
-    for name in _TRAINER_ATTRIBUTES:
-        if not hasattr(model, name):
-            raise RuntimeError(
-                f"{type(model).__name__} has no attribute {name!r} in keras "
-                f"{keras.__version__}: GradRegClassifier.{_HOOK} reads it; update the override."
-            )
-
-
-check_keras_hooks()
-
-
-def _sublayers(layer):
-    """``layer`` and every layer nested in it (through the public ``layers`` lists)."""
-    yield layer
-    for sub in getattr(layer, "layers", None) or ():
-        yield from _sublayers(sub)
-
-
-def _check_precision(model, network) -> None:
-    for layer in (model, *_sublayers(network)):
-        policy = layer.dtype_policy
-        if policy.compute_dtype != policy.variable_dtype or policy.compute_dtype in (
-                "float16", "bfloat16"):
-            raise ValueError(
-                f"GradRegClassifier needs float32 (or float64) computation, received dtype "
-                f"policy {policy.name!r} on {layer.name!r}: mixed and half precision are not "
-                "supported (the penalty's second derivatives and λ up to 1e5 overflow float16, "
-                "whose maximum is 65504). Build the network under "
-                "keras.mixed_precision.set_global_policy('float32')."
-            )
-
-
-def _static_input_shape(network):
-    try:
-        return tuple(network.inputs[0].shape)
-    except (AttributeError, IndexError, TypeError, ValueError):
-        return None
-
-
-def _ends_in_softmax(network) -> bool:
-    if _static_input_shape(network) is None:  # subclassed: layer order says nothing
-        return False
-    layers = getattr(network, "layers", None) or ()
-    if not layers:
-        return False
-    last = layers[-1]
-    if isinstance(last, keras.Model):
-        return _ends_in_softmax(last)
-    activation = getattr(last, "activation", None)
-    return isinstance(last, keras.layers.Softmax) or activation is keras.activations.softmax \
-        or getattr(activation, "__name__", None) == "softmax"
-
-
-def _probe_batch(network, x):
-    """Up to 4 inputs to run the network on: ``x``'s own (arrays) or random ones of its shape."""
-    if hasattr(x, "shape") and not isinstance(x, tf.data.Dataset):
-        return np.asarray(x[:4])
-    shape = _static_input_shape(network)
-    if (shape is None or None in shape[1:]) and isinstance(x, tf.data.Dataset):
-        spec = x.element_spec
-        spec = spec[0] if isinstance(spec, tuple) else spec
-        shape = tuple(spec.shape) if isinstance(spec, tf.TensorSpec) else None
-    if shape is None or len(shape) < 2 or None in shape[1:]:
-        return None
-    rng = np.random.default_rng(0)  # not the global RNG: training stays reproducible
-    return rng.normal(size=(4,) + tuple(shape[1:])).astype(np.float32)
-
-
-_LABEL_RANGE = re.compile(r"Received a label value of (-?\d+) which is outside the valid range "
-                          r"of \[0, (\d+)\)")
-
-
-@contextlib.contextmanager
-def _label_errors_as_value_error():
-    """TensorFlow's runtime label errors on tf.data input as ValueErrors (range, rank, rows)."""
-    try:
-        yield
-    except tf.errors.InvalidArgumentError as err:
-        for message in _RUNTIME_LABEL_ERRORS:
-            if message in err.message:
-                raise ValueError(f"{message} (labels of tf.data input are checked as the step "
-                                 "runs).") from None
-        found = _LABEL_RANGE.search(err.message)
-        if found is None:
-            raise
-        raise ValueError(
-            f"y must be in [0, {int(found[2]) - 1}], received label {found[1]} in a batch "
-            "(labels of tf.data input are checked by TensorFlow as the step runs)."
-        ) from None
-
-
-SOFT_LABELS_ERROR = ("y must hold probability rows (finite entries >= 0 summing to 1 within "
-                     "1e-3), received a batch of soft labels that does not")
-LABEL_RANK_ERROR = ("y must hold integer labels of shape (batch,) or float probabilities of "
-                    "shape (batch, classes), received a batch of another rank")
-_RUNTIME_LABEL_ERRORS = (SOFT_LABELS_ERROR, LABEL_RANK_ERROR)
-
-
-def _asserted(y, condition, message):
-    with tf.control_dependencies([tf.debugging.Assert(condition, [message])]):
-        return tf.identity(y)
-
-
-def _checked_labels(y) -> tf.Tensor:
-    """Labels of one batch as the step traces it: integer ``(B,)`` or soft ``(B, K)``.
-
-    Integer labels of another rank and float labels of rank 1 (which ``tf.cast`` would
-    truncate) are refused while tracing when the rank is static, and as the step runs when
-    Keras has relaxed it (a retrace after another label shape); soft labels get a runtime check
-    that each row is a probability vector, the rule :func:`gradreg_tf._checks.check_soft_labels`
-    applies to arrays. Runtime checks are graph asserts: under XLA, which drops asserts, they
-    are no-ops.
-    """
-    y = tf.convert_to_tensor(y)
-    rank = y.shape.rank
-    described = f"dtype {y.dtype.name} and shape {y.shape}"
-    if y.dtype.is_integer:
-        if rank is None:  # without a static rank, a (B, 1) column would broadcast silently
-            return tf.reshape(_asserted(y, tf.equal(tf.rank(y), 1), LABEL_RANK_ERROR), [-1])
-        if rank != 1:
-            raise ValueError(f"{LABEL_RANK_ERROR}: {described}"
-                             + (" (flatten integer labels to (batch,))." if rank == 2 else "."))
-        return y
-    if not y.dtype.is_floating:
-        raise TypeError(f"y must hold integer labels or float probabilities, received {described}.")
-    if rank == 1:
-        raise TypeError(f"y must hold integer labels (batch,) or probabilities (batch, classes), "
-                        f"received {described}: float class labels would be truncated; cast "
-                        "them to int.")
-    if rank is None:
-        y = _asserted(y, tf.equal(tf.rank(y), 2), LABEL_RANK_ERROR)
-        y = tf.reshape(y, tf.stack([tf.shape(y)[0], -1]))  # a static rank for the loss
-    elif rank != 2:
-        raise ValueError(f"{LABEL_RANK_ERROR}: {described}.")
-    y32 = tf.cast(y, tf.float32)
-    ok = tf.reduce_all(tf.math.is_finite(y32)) & tf.reduce_all(y32 >= 0) & tf.reduce_all(
-        tf.abs(tf.reduce_sum(y32, axis=-1) - 1.0) <= 1e-3)
-    return _asserted(y, ok, SOFT_LABELS_ERROR)
-
-
-class _NonFiniteGuard(keras.callbacks.Callback):
-    """Raises :class:`NonFiniteLossError` at the first batch whose loss or penalty is not finite."""
-
-    def __init__(self, describe):
-        super().__init__()
-        self.describe, self.epoch = describe, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        values = {k: float(logs[k]) for k in ("loss", "penalty") if k in logs}
-        if not all(math.isfinite(v) for v in values.values()):
-            shown = ", ".join(f"{k}={v}" for k, v in values.items())
-            raise NonFiniteLossError(
-                f"non-finite loss at batch {batch + 1} of epoch {self.epoch + 1}: {shown}; "
-                f"training stopped ({self.describe()}). Check the input for NaN or infinite "
-                "pixels (tf.data input is not scanned beforehand) and lower penalty_weight."
-            )
 
 
 def _replica_sums(*values):
@@ -268,12 +64,6 @@ def _replica_sums(*values):
     summed = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
                             tf.stack([tf.cast(v, dtype) for v in values]))
     return tuple(tf.unstack(summed))
-
-
-def _multi_worker(strategy) -> bool:
-    """True under a MultiWorkerMirroredStrategy that spans several workers."""
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())
 
 
 @keras.saving.register_keras_serializable(package="gradreg_tf")
@@ -326,10 +116,10 @@ class GradRegClassifier(keras.Model):
             )
         if norm not in P.NORMS:
             raise ValueError(f"norm must be one of {P.NORMS}, received {norm!r}.")
-        check_trainer_attributes(self)
-        _check_precision(self, network)
+        compat.check_trainer_attributes(self)
+        checks.check_precision(self, network)
         _checks.check_logits_model(network)
-        if _ends_in_softmax(network):
+        if checks.ends_in_softmax(network):
             raise ValueError(
                 f"network {network.name!r} ends in a softmax: GradRegClassifier needs a network "
                 "returning logits (the training loss applies the softmax); remove the final "
@@ -396,7 +186,7 @@ class GradRegClassifier(keras.Model):
             self.network.build(input_shape)
         self.built = True
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):  # keras_compat.HOOK
         # Keras 3's TensorFlow trainer starts fit/evaluate under a tf.distribute strategy
         # by reducing a first input batch with strategy.reduce("MEAN", ..., axis=None),
         # which raises under MultiWorkerMirroredStrategy (keras-team/keras#20585,
@@ -404,7 +194,7 @@ class GradRegClassifier(keras.Model):
         # losses and compiled metrics; a built GradRegClassifier has none of those left
         # to build, so it skips the batch and builds only the optimizer.
         if (self._distribute_strategy is not None and self.built
-                and all(layer.built for layer in self._flatten_layers())
+                and all(layer.built for layer in compat.sublayers(self))
                 and getattr(self, "_compile_loss", None) is None
                 and getattr(self, "_compile_metrics", None) is None):
             with self.distribute_strategy.scope():
@@ -434,7 +224,7 @@ class GradRegClassifier(keras.Model):
         """``(x, y)`` of a batch, refusing sample weights, missing labels and integer images.
 
         Runs in Python while the step is traced; only soft labels add an op to the graph
-        (:func:`_checked_labels`).
+        (:func:`gradreg_tf.models.input_checks.checked_labels`).
         """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if sample_weight is not None:
@@ -449,7 +239,7 @@ class GradRegClassifier(keras.Model):
                 f"{x.dtype.name}. Integer images are not cast (that would train on 0-255 "
                 "pixels): scale them as the dataset's preprocessing does (gradreg_tf.data.load)."
             )
-        return x, _checked_labels(y)
+        return x, checks.checked_labels(y)
 
     def train_step(self, data):
         x, y = self._unpack(data)
@@ -513,7 +303,7 @@ class GradRegClassifier(keras.Model):
         self.penalty_tracker.update_state(penalty)
         self.accuracy_tracker.update_state(correct / batch)
         results = {m.name: m.result() for m in self.metrics}
-        if _multi_worker(self.distribute_strategy):
+        if compat.in_multi_worker_mode(self.distribute_strategy):
             # Keras 3 averages step outputs over workers with strategy.reduce("MEAN", v,
             # axis=0), which needs an axis (keras-team/keras#20585); the values are already
             # equal on every replica (all-reduced above), so a length-1 axis changes nothing.
@@ -530,7 +320,7 @@ class GradRegClassifier(keras.Model):
     # ------------------------------------------------------------------ validation
     def _check_outputs(self, x) -> int | None:
         """Runs the network once on a few inputs: logits of >= 2 classes, not probabilities."""
-        probe = _probe_batch(self.network, x)
+        probe = checks.probe_batch(self.network, x)
         if probe is None:
             return None
         n_classes = _checks.check_logits_model(self.network, probe)
@@ -548,7 +338,7 @@ class GradRegClassifier(keras.Model):
             if not self._outputs_checked:
                 self._check_outputs(x)
             return x, y
-        expected = _static_input_shape(self.network)
+        expected = checks.static_input_shape(self.network)
         x_arr = _checks.check_images(x, rank=len(expected) if expected else range(2, 6))
         shape = x_arr.shape[1:]
         if expected and any(e is not None and e != s for e, s in zip(expected[1:], shape)):
@@ -588,18 +378,18 @@ class GradRegClassifier(keras.Model):
         """
         x, y = self._check_xy(x, y, kwargs)
         callbacks = kwargs.pop("callbacks", None)
-        guard = _NonFiniteGuard(self._describe)
+        guard = NonFiniteGuard(self._describe)
         if isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks.callbacks.append(guard)
         else:
             callbacks = [*(callbacks or ()), guard]
-        with _label_errors_as_value_error():
+        with checks.label_errors_as_value_error():
             return super().fit(x, y, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
         """``keras.Model.evaluate`` after the same input checks as :meth:`fit`."""
         x, y = self._check_xy(x, y, kwargs)
-        with _label_errors_as_value_error():
+        with checks.label_errors_as_value_error():
             return super().evaluate(x, y, **kwargs)
 
     # ------------------------------------------------------------------ config
