@@ -15,9 +15,9 @@ models as showing the target class more often; this subpackage makes such a stud
 The command line is ``experiments/human_study.py`` (make-stimuli, serve, export, analyze).
 """
 
-from gradreg_tf.study.design import Protocol
-from gradreg_tf.study.stimuli import Attack, AttackSettings, Study, load_study, make_study
-from gradreg_tf.study.storage import CANT_TELL, Store
+from gradreg_study.design import Protocol
+from gradreg_study.stimuli import Attack, AttackSettings, Study, load_study, make_study
+from gradreg_study.storage import CANT_TELL, Store
 
 __all__ = ["CANT_TELL", "Attack", "AttackSettings", "Protocol", "Store", "Study", "load_study",
            "make_study"]

@@ -8,7 +8,7 @@ Holm's correction. The primary contrast is the one the paper's interpretability 
 (Ross & Doshi-Velez, AAAI 2018, abstract: examples against gradient-regularized models are
 more often seen as the target): the target share under ``doubleback`` minus under ``normal``,
 computed per participant (each participant sees both conditions, see
-:mod:`gradreg_tf.study.design`) and tested by a paired sign-flip permutation test over
+:mod:`gradreg_study.design`) and tested by a paired sign-flip permutation test over
 participants (and Wilcoxon's signed-rank test), with a percentile bootstrap interval over
 participants. Participants answering fewer than ``min_attention`` of their clean attention
 checks correctly are excluded first. An optional mixed-effects logistic model (participant and
@@ -28,7 +28,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from gradreg_tf.study.storage import CANT_TELL
+from gradreg_study.storage import CANT_TELL
 
 PRIMARY = ("doubleback", "normal")
 OUTCOMES = ("target", "original", "other")
@@ -316,7 +316,7 @@ def analyze(rows: Iterable[Mapping], conditions: Sequence[str], *,
     """The study's analysis (module docstring) of exported answer rows.
 
     Args:
-        rows: answers as :meth:`gradreg_tf.study.storage.Store.rows` or its CSV export.
+        rows: answers as :meth:`gradreg_study.storage.Store.rows` or its CSV export.
         conditions: the study's conditions, in display order.
         primary: ``(treatment, control)`` of the primary contrast.
         alpha: significance level of the primary test.

@@ -122,7 +122,7 @@ def assign(participant_index: int, *, items: Sequence[str], conditions: Sequence
 
 
 def session_plan(study, protocol: Protocol):
-    """``plan(participant_index) -> [stimulus_id]`` for a :class:`~gradreg_tf.study.stimuli.Study`.
+    """``plan(participant_index) -> [stimulus_id]`` for a :class:`~gradreg_study.stimuli.Study`.
 
     Raises:
         ValueError: if the protocol does not fit the study (:func:`check_protocol`), at once

@@ -36,7 +36,7 @@ import signal
 import threading
 from typing import Callable, Iterator
 
-from gradreg_tf.study import design, stimuli, storage
+from gradreg_study import design, stimuli, storage
 
 MAX_BODY = 4096
 PARTICIPANT_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -84,7 +84,7 @@ def create_app(study_dir, *, db_path=None, protocol: design.Protocol = design.Pr
     """The Flask app of a study.
 
     Args:
-        study_dir: a study folder (:func:`gradreg_tf.study.stimuli.make_study`); its images
+        study_dir: a study folder (:func:`gradreg_study.stimuli.make_study`); its images
             are verified against the manifest first.
         db_path: the SQLite file (default ``<study_dir>/responses.sqlite3``); created on first
             use, afterwards it must belong to this study and protocol.
@@ -94,7 +94,7 @@ def create_app(study_dir, *, db_path=None, protocol: design.Protocol = design.Pr
         simulated: the database holds simulated participants (kept apart from real ones).
         display_px: width and height of the shown image in CSS pixels.
         synchronous: SQLite durability, ``"FULL"`` or ``"NORMAL"`` (see
-            :class:`~gradreg_tf.study.storage.Store`).
+            :class:`~gradreg_study.storage.Store`).
 
     Returns:
         A ``flask.Flask`` app.
@@ -102,7 +102,7 @@ def create_app(study_dir, *, db_path=None, protocol: design.Protocol = design.Pr
     Raises:
         ValueError: a protocol that does not fit the study, a too short admin token, or
             ``display_px`` out of [28, 2000].
-        gradreg_tf.study.storage.StoreMismatchError: the database belongs to another study.
+        gradreg_study.storage.StoreMismatchError: the database belongs to another study.
     """
     flask = _import_flask()
     from werkzeug.exceptions import HTTPException

@@ -42,7 +42,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-FORMAT = "gradreg_tf.study/1"
+FORMAT = "gradreg_tf.study/1"  # on-disk format id, unchanged by the package move
 MANIFEST = "manifest.json"
 DATABASE = "responses.sqlite3"
 CLEAN = "clean"
@@ -223,7 +223,7 @@ def _check_models(models: Mapping[str, object]) -> list[str]:
     return names
 
 
-def _check_destination(out_dir: pathlib.Path, overwrite: bool) -> None:
+def check_destination(out_dir: pathlib.Path, overwrite: bool) -> None:
     if out_dir.exists():
         if not overwrite:
             raise FileExistsError(f"{out_dir} exists; choose another folder or overwrite it.")
@@ -269,7 +269,7 @@ def make_study(models: Mapping[str, object], dataset, out_dir, *,
     if not isinstance(settings, AttackSettings):
         raise TypeError(f"settings must be an AttackSettings, received {type(settings).__name__}.")
     out_dir = pathlib.Path(out_dir)
-    _check_destination(out_dir, overwrite)
+    check_destination(out_dir, overwrite)
     n_classes = len(dataset.class_names)
     if classes is not None:
         classes = sorted({int(c) for c in classes})
@@ -417,7 +417,7 @@ def write_study(out_dir, manifest: dict, images: Mapping[str, np.ndarray], *,
         FileExistsError: as :func:`make_study`.
     """
     out_dir = pathlib.Path(out_dir)
-    _check_destination(out_dir, overwrite)
+    check_destination(out_dir, overwrite)
     entries = list(manifest.get("stimuli", [])) + list(manifest.get("attention", []))
     files = [e["file"] for e in entries]
     if sorted(files) != sorted(images) or len(set(files)) != len(files):

@@ -27,7 +27,7 @@ import tempfile
 import threading
 from typing import Callable, Iterator
 
-from gradreg_tf.study.design import Protocol
+from gradreg_study.design import Protocol
 
 SCHEMA_VERSION = "1"
 CANT_TELL = -1
@@ -187,7 +187,7 @@ class Store:
 
         Args:
             path: the database file.
-            study: the :class:`~gradreg_tf.study.stimuli.Study`.
+            study: the :class:`~gradreg_study.stimuli.Study`.
             protocol: the session protocol; fixed for the life of the database.
             simulated: the answers come from simulated participants (recorded, and checked
                 on reopening so simulated and real answers never mix).

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from gradreg_tf.study import analysis, design, simulation
-from gradreg_tf.study.storage import CANT_TELL
+from gradreg_study import analysis, design, simulation
+from gradreg_study.storage import CANT_TELL
 
 CONDITIONS = ("normal", "distilled", "advtrain", "insensitive", "doubleback")
 
@@ -125,7 +125,7 @@ def study(tmp_path_factory):
 
 def test_a_known_effect_is_recovered_through_the_http_api(study, tmp_path):
     pytest.importorskip("flask", reason="the study server needs the `study` extra (flask)")
-    from gradreg_tf.study import server
+    from gradreg_study import server
 
     protocol = design.Protocol(trials=20, attention_share=0.1)
     app = server.create_app(study.root, db_path=tmp_path / "sim.sqlite3", protocol=protocol,

@@ -10,14 +10,14 @@ import sqlite3
 
 import pytest
 
-from gradreg_tf.study import browser
+from study_support import browser
 
 _REASON = browser.unavailable()
 if _REASON:
     pytest.skip(f"no browser: {_REASON}", allow_module_level=True)
 pytest.importorskip("flask", reason="the study server needs the `study` extra (flask)")
 
-from gradreg_tf.study import design, server, simulation  # noqa: E402
+from gradreg_study import design, server, simulation  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PROTOCOL = design.Protocol(trials=10, attention_share=0.1)  # 11 trials
@@ -80,11 +80,11 @@ def test_sessions_by_clicking_and_by_keyboard_are_stored_exactly(study, tmp_path
     assert all(0 <= t < 60_000 for t in times)
 
 
-def test_serve_screenshot_writes_the_trial_page(study, tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "experiments"))
-    human_study = importlib.import_module("human_study")
+def test_screenshot_writes_the_trial_page(study, tmp_path):
     png = tmp_path / "trial_page.png"
-    human_study.main(["serve", str(study.root), "--trials", "10", "--screenshot", str(png)])
+    app = server.create_app(study.root, db_path=tmp_path / "screenshot.sqlite3", protocol=PROTOCOL)
+    with server.running(app) as url:
+        browser.screenshot_trial_page(url, png)
     from PIL import Image
 
     with Image.open(png) as img:
@@ -93,4 +93,3 @@ def test_serve_screenshot_writes_the_trial_page(study, tmp_path, monkeypatch):
         # the toy study) covers ~78,000 pixels that are not
         not_background = sum(img.convert("L").histogram()[:240])
     assert width >= 800 and height >= 600 and not_background > 60_000
-    assert not (study.root / "responses.sqlite3").exists()  # a temporary database was used

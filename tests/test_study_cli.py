@@ -9,7 +9,7 @@ import re
 import keras
 import pytest
 
-from gradreg_tf.study import simulation, stimuli
+from gradreg_study import simulation, stimuli
 
 pytest.importorskip("flask", reason="the study server needs the `study` extra (flask)")
 
@@ -37,7 +37,7 @@ def _exit_code(fn, argv):
 
 @pytest.mark.parametrize("command, expected", [
     ("make-stimuli", ["--budget", "--attack", "--eps", "--steps", "--n-per-class", "--models"]),
-    ("serve", ["--host", "--port", "--trials", "--attention-share", "--db", "--screenshot"]),
+    ("serve", ["--host", "--port", "--trials", "--attention-share", "--db"]),
     ("export", ["--db", "--out"]),
     ("analyze", ["--primary", "--alpha", "--min-attention", "--n-permutations", "--csv"]),
     ("simulate", ["--participants", "--target-share", "--db"]),
@@ -51,7 +51,9 @@ def test_every_command_has_help(cli, capsys, command, expected):
 def test_top_level_help_and_unknown_command(cli, capsys):
     cli.main(["--help"])
     text = capsys.readouterr().out
-    assert all(c in text for c in cli.COMMANDS)
+    from gradreg_study import cli as study_cli
+
+    assert all(c in text for c in study_cli.COMMANDS)
     assert _exit_code(cli.main, ["train"]) == 2
     assert "invalid choice: 'train'" in capsys.readouterr().err
 
@@ -71,7 +73,9 @@ def test_make_stimuli(cli, tmp_path, monkeypatch, data_dir, capsys):
         asked.append((args.budget, tuple(names)))
         return {n: _untrained(i) for i, n in enumerate(names)}
 
-    monkeypatch.setattr(cli, "_models", fake_models)
+    from gradreg_study import cli as study_cli
+
+    monkeypatch.setattr(study_cli, "_models", fake_models)
     argv = ["make-stimuli", "--dataset", "mnist", "--data-dir", str(data_dir), "--budget",
             "reduced", "--models", "normal,doubleback", "--n-per-class", "1", "--steps", "3",
             "--n-attention-per-class", "1", "--out", str(tmp_path), "--no-progress"]
@@ -147,7 +151,7 @@ def test_analyze_and_export_refuse_missing_or_foreign_data(cli, study, tmp_path,
 
 
 def test_serve_binds_localhost_and_prints_the_token_once(cli, study, monkeypatch, capsys):
-    from gradreg_tf.study import server
+    from gradreg_study import server
 
     calls = []
 

@@ -5,7 +5,7 @@ import collections
 import numpy as np
 import pytest
 
-from gradreg_tf.study import design
+from gradreg_study import design
 
 CONDITIONS = ("normal", "distilled", "advtrain", "insensitive", "doubleback")
 ITEMS = [f"item{i}" for i in range(23)]

@@ -17,8 +17,9 @@ import pytest
 pytest.importorskip("flask", reason="the study server needs the `study` extra (flask)")
 pytest.importorskip("waitress", reason="the study server needs the `study` extra (waitress)")
 
-from gradreg_tf.study import design, server, simulation  # noqa: E402
-from gradreg_tf.study.storage import Store  # noqa: E402
+from gradreg_study import design, server, simulation  # noqa: E402
+from study_support import load  # noqa: E402
+from gradreg_study.storage import Store  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 N_CLASSES = 10
@@ -42,7 +43,7 @@ def test_fifty_concurrent_participants_each_answer_stored_once(study, tmp_path, 
     app = server.create_app(study.root, db_path=tmp_path / "db.sqlite3", protocol=protocol)
     store = server.context(app).store
     with server.running(app, threads=8) as url:
-        report = simulation.load_test(url, store.stimuli(), n_classes=N_CLASSES,
+        report = load.load_test(url, store.stimuli(), n_classes=N_CLASSES,
                                       n_participants=50, retry_share=0.1, fetch_images=True)
     with capsys.disabled():
         print(f"\nload test (waitress, 8 threads, 127.0.0.1): {report.text()}")
@@ -119,7 +120,7 @@ def test_sigkill_mid_study_loses_no_acknowledged_answer_and_participants_resume(
     acknowledged, failures = [], []
 
     def participant(i):
-        client = simulation.HttpClient(first.url)
+        client = load.HttpClient(first.url)
         try:
             simulation.run_participant(client, simulation.ResponseModel(), truth,
                                        np.random.default_rng(i), n_classes=N_CLASSES,
@@ -150,7 +151,7 @@ def test_sigkill_mid_study_loses_no_acknowledged_answer_and_participants_resume(
     try:
         pids = sorted({p for p, _, _ in ack})
         for i, pid in enumerate(pids):
-            client = simulation.HttpClient(second.url)
+            client = load.HttpClient(second.url)
             status, state = client.request("GET", f"/api/participants/{pid}")
             assert status == 200
             mine = [a for a in after_kill if a[0] == pid]

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("flask", reason="the study server needs the `study` extra (flask)")
 
-from gradreg_tf.study import design, server, simulation  # noqa: E402
+from gradreg_study import design, server, simulation  # noqa: E402
 
 PROTOCOL = design.Protocol(trials=10, attention_share=0.1)
 TOKEN = "admin-token-0123456789"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from gradreg_tf import GradRegClassifier, attacks, data
-from gradreg_tf.study import simulation, stimuli
-from gradreg_tf.study.stimuli import AttackSettings
+from gradreg_study import simulation, stimuli
+from gradreg_study.stimuli import AttackSettings
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import sqlite3
 
 import pytest
 
-from gradreg_tf.study import design, simulation, stimuli, storage
-from gradreg_tf.study.storage import AnswerStatus, Store
+from gradreg_study import design, simulation, stimuli, storage
+from gradreg_study.storage import AnswerStatus, Store
 
 PROTOCOL = design.Protocol(trials=10, attention_share=0.1)
 
