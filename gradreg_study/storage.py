@@ -82,6 +82,20 @@ EXPORT_FIELDS = ("participant_id", "participant_index", "position", "stimulus_id
                  "answered", "user_agent")
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a CSV cell as a formula (OWASP CSV injection)."""
+
+
+def neutralise_cell(value):
+    """A text cell starting with a formula character gets a leading ``'``; other values as they are.
+
+    Participant-controlled text (e.g. the user agent) must not run as a spreadsheet formula.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 class StoreMismatchError(ValueError):
     """The database belongs to another study, protocol or mode (real vs simulated)."""
 
@@ -384,7 +398,7 @@ class Store:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS, lineterminator="\n")
         w.writeheader()
-        w.writerows(self.rows())
+        w.writerows({k: neutralise_cell(v) for k, v in row.items()} for row in self.rows())
         return buf.getvalue()
 
     def export_csv(self, path) -> pathlib.Path:

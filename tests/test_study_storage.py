@@ -1,6 +1,7 @@
 """The SQLite store: one row per answer, idempotent retries, refusals, export, study checks."""
 
 import csv
+import io
 import sqlite3
 
 import pytest
@@ -157,3 +158,14 @@ def test_study_folder_is_verified(study, tmp_path):
         stimuli.load_study(copy)
     with pytest.raises(FileNotFoundError, match="not a study folder"):
         stimuli.load_study(tmp_path)
+
+
+@pytest.mark.parametrize("agent", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)",
+                                   "\tcmd"])
+def test_export_csv_neutralises_formula_cells(store, study, agent):
+    # a participant-controlled text cell must not reach a spreadsheet as a formula
+    pid = store.register(design.session_plan(study, PROTOCOL))
+    store.answer(pid, store.state(pid).next_public_id, 2, 700, user_agent=agent)
+    (row,) = csv.DictReader(io.StringIO(store.csv_text(), newline=""))
+    assert row["user_agent"] == "'" + agent
+    assert row["response_ms"] == "700"  # numbers are left as they are
