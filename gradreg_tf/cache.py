@@ -77,13 +77,14 @@ def file_sha256(path: str | os.PathLike) -> str:
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> pathlib.Path:
     """Calls ``write(tmp_path)`` then renames the temporary file onto ``path``.
 
-    The temporary file keeps ``path``'s suffix (Keras checks it) and lives in the same
-    directory, so the rename is atomic.
+    The temporary file keeps ``path``'s suffix (Keras checks it: ``.keras``, and the compound
+    ``.weights.h5`` of ``save_weights``) and lives in the same directory, so the rename is atomic.
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    stem, suffix = _stem_and_suffix(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         os.unlink(tmp)  # keras refuses to overwrite silently in some versions
@@ -93,6 +94,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> pathli
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+COMPOUND_SUFFIXES = (".weights.h5",)
+"""Suffixes Keras checks as a whole (``save_weights`` wants a name ending in ``.weights.h5``)."""
+
+
+def _stem_and_suffix(path: pathlib.Path) -> tuple[str, str]:
+    for suffix in COMPOUND_SUFFIXES:
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            return path.name[:-len(suffix)], suffix
+    return path.stem, path.suffix
 
 
 def remove_stale_temp_files(path: str | os.PathLike, *,
@@ -106,10 +118,11 @@ def remove_stale_temp_files(path: str | os.PathLike, *,
         The deleted paths.
     """
     path = pathlib.Path(path)
-    pattern = re.compile(re.escape(f".{path.stem}.") + r"[A-Za-z0-9_]{8}" + re.escape(path.suffix))
+    stem, suffix = _stem_and_suffix(path)
+    pattern = re.compile(re.escape(f".{stem}.") + r"[A-Za-z0-9_]{8}" + re.escape(suffix))
     now, removed = time.time(), []
     try:
-        candidates = list(path.parent.glob(f".{glob.escape(path.stem)}.*"))
+        candidates = list(path.parent.glob(f".{glob.escape(stem)}.*"))
     except OSError:
         return removed
     for tmp in candidates:

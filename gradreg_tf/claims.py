@@ -257,7 +257,8 @@ def blackbox_curve(rows, attack: str, target: str, epsilons: Sequence[float]) ->
 
 def _verdict(name: str, comparisons, *, strict: bool) -> Claim:
     """``comparisons``: ``[(label, d, se)]``; each must satisfy ``d ≥ ±Z·se`` (strict: ``d > 0``
-    as well, so that two identical sides, ``d = se = 0``, never "beat" one another)."""
+    as well, so that two identical sides, ``d = se = 0``, never "beat" one another: a decisive
+    failure, margin −inf, since no image tells them apart)."""
     margins, bad, shown = [], [], []
     for label, d, se in comparisons:
         if not (math.isfinite(d) and math.isfinite(se) and se >= 0):
@@ -268,8 +269,9 @@ def _verdict(name: str, comparisons, *, strict: bool) -> Claim:
             margin = (d - threshold) / se
         elif d != threshold:
             margin = math.copysign(math.inf, d - threshold)
-        else:  # no spread at all and d exactly at the threshold: a tie
-            margin = 0.0
+        else:  # no spread and d exactly at the threshold (two identical sides, d = se = 0): no
+            # image disagrees, so the verdict is certain: "A leads B" holds, "A beats B" fails
+            margin = -math.inf if strict else math.inf
         fails = margin < 0 or (strict and d <= 0)
         margins.append(min(margin, 0.0) if fails else margin)
         shown.append(f"{'FAILS ' if fails else ''}{label}: d={d:+.3f} "

@@ -81,6 +81,22 @@ def test_a_killed_save_leaves_no_temp_file_forever(tmp_path):
     assert fresh.exists() and all(p.exists() for p in others)
 
 
+def test_atomic_write_keeps_the_weights_suffix_keras_checks(tmp_path):
+    """``save_weights`` refuses a name not ending in ``.weights.h5``; the temporary file of a
+    shipped ``<model>.weights.h5`` used to end in ``.<random>.h5`` and every export failed."""
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    target = tmp_path / "normal.weights.h5"
+    stale = tmp_path / ".normal.k3j_x9ab.weights.h5"
+    stale.write_bytes(b"partial")
+    old = time.time() - cache.STALE_TEMP_SECONDS - 5
+    os.utime(stale, (old, old))
+    cache.atomic_write(target, net.save_weights)
+    again = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    again.load_weights(target)
+    np.testing.assert_array_equal(again.get_weights()[0], net.get_weights()[0])
+    assert not stale.exists() and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--eps", "-1"], r"argument --eps: expected a finite number >= 0, received '-1'"),
     (["--eps", "nan"], r"argument --eps: expected a finite number >= 0, received 'nan'"),

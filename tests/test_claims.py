@@ -88,9 +88,13 @@ def test_strict_claims_never_hold_between_identical_sides():
 
 
 def test_identical_sides_without_spread_are_a_tie_not_a_win():
+    """Two identical sides (every image agrees: d = se = 0) certainly do not 'beat' one another
+    and certainly 'lead' (are not behind): both verdicts are decisive (a penalty that never
+    reached the weights trains exactly the normal model, and must fail decisively)."""
     claim = claims._verdict("x", [("same", 0.0, 0.0)], strict=True)
-    assert not claim.holds and claim.margin == 0
-    assert claims._verdict("x", [("same", 0.0, 0.0)], strict=False).holds
+    assert not claim.holds and claim.decisive and claim.margin == -math.inf
+    leads = claims._verdict("x", [("same", 0.0, 0.0)], strict=False)
+    assert leads.holds and leads.decisive
 
 
 @pytest.mark.parametrize("bad, match", [

@@ -24,7 +24,12 @@ def test_identical_numbers_give_zero_difference(tmp_path, capsys):
         w.writerows(published.load_transfer(dataset="mnist"))
     summary, claim_rows = _load().main([str(path), "--markdown", str(tmp_path / "t.md"), "--quiet"])
     assert [s["mean_abs_diff"] for s in summary] == [0.0, 0.0]
-    assert all(c["ours"] and c["published"] for c in claim_rows) and len(claim_rows) == 9
+    # Both sides are the published numbers, so the verdicts agree claim by claim. Under the
+    # per-cell standard-error bound (accuracies only) the strict TGSM transfer claim is 0.1 SE
+    # short at eps 0.5 (tests/test_published.py, PUBLISHED_UNSUPPORTED); every other claim holds.
+    assert len(claim_rows) == 9 and all(c["ours"] == c["published"] for c in claim_rows)
+    assert [c["claim"] for c in claim_rows if not c["ours"]] == [
+        "doubleback TGSM examples transfer better than normal's"]
     assert "| mnist | FGSM | 0.000 | 200 |" in (tmp_path / "t.md").read_text()
 
 
