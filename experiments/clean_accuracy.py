@@ -4,7 +4,7 @@
 
 The notebooks print ``Accuracy: xx.xx%`` (and sklearn's macro F1) for every model on the
 whole test set (SVHN: the first 4000 images), scored in chunks of 1000 (``score()``).
-Writes ``<dataset>_clean_accuracy.csv`` and ``.md`` (dataset, model, accuracy, F1,
+Macro F1: :func:`gradreg_tf.eval.metrics.macro_f1`. Writes ``<dataset>_clean_accuracy.csv`` and ``.md`` (dataset, model, accuracy, F1,
 published accuracy and F1, difference in points, test images, budget) and ``.json``.
 """
 
@@ -13,19 +13,6 @@ from __future__ import annotations
 import sys
 
 import _common
-
-
-def macro_f1(y_true, y_pred, n_classes: int) -> float:
-    """sklearn's ``f1_score(average="macro")`` (classes absent from both count as 0)."""
-    import numpy as np
-
-    f1 = []
-    for k in range(n_classes):
-        tp = np.sum((y_pred == k) & (y_true == k))
-        fp = np.sum((y_pred == k) & (y_true != k))
-        fn = np.sum((y_pred != k) & (y_true == k))
-        f1.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f1))
 
 
 def main(argv=None):
@@ -37,6 +24,7 @@ def main(argv=None):
 
     from gradreg_tf import plotting, published
     from gradreg_tf.attacks import predict_labels
+    from gradreg_tf.eval.metrics import macro_f1
 
     ds = _common.load_dataset(args)
     n = _common.n_test(ds, args)

@@ -28,6 +28,7 @@ def main(argv=None):
     import numpy as np
 
     from gradreg_tf import plotting, saliency
+    from gradreg_tf.eval.metrics import gradient_map_stats
 
     ds = _common.load_dataset(args)
     if not 1 <= args.n_classes <= ds.n_classes:
@@ -47,10 +48,7 @@ def main(argv=None):
     _common.save(fig, stem)
     np.savez_compressed(stem.with_suffix(".npz"), indices=idx, images=x,
                         **{f"grad_{k}": v for k, v in grads.items()})
-    ink = np.abs(x - np.median(x)).ravel()  # the digit's (or letter's) own pixels
-    stats = {name: {"mean_abs": float(np.mean(np.abs(g))), "max_abs": float(np.max(np.abs(g))),
-                    "abs_corr_with_image": float(np.corrcoef(np.abs(g).ravel(), ink)[0, 1])}
-             for name, g in grads.items()}
+    stats = gradient_map_stats(grads, x)
     _common.write_json(stem.with_suffix(".json"), {
         **_common.metadata(ds, args, __file__, test_indices=idx, offset=offset),
         "gradient": "d/dx sum_k log softmax(logits)_k, per example, training=False",

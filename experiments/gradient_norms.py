@@ -29,6 +29,7 @@ def main(argv=None):
     import numpy as np
 
     from gradreg_tf import plotting, saliency
+    from gradreg_tf.eval.metrics import distribution_summary
 
     ds = _common.load_dataset(args)
     n = _common.n_test(ds, args)
@@ -49,10 +50,8 @@ def main(argv=None):
                                            10 ** np.ceil(np.log10(high) + 0.3)))
         for name, v in norms.items():
             raw[f"{attack}_{name}"] = v
-            q = np.quantile(v, [0, 0.25, 0.5, 0.75, 1])
-            rows.append({"attack": attack, "model": name, "n": len(v), "mean": float(v.mean()),
-                         "min": q[0], "q1": q[1], "median": q[2], "q3": q[3], "max": q[4],
-                         "fraction_at_floor": float(np.mean(v <= saliency.NORM_FLOOR))})
+            rows.append({"attack": attack, "model": name,
+                         **distribution_summary(v, floor=saliency.NORM_FLOOR)})
     fig.suptitle(f"Adversarial input gradient norms for CNNs on {_common.title(ds)} "
                  f"({n} test images)\n{_common.budget_text(ds, args)}", fontsize=12)
     stem = _common.stem(args, ds, "gradient_norms")

@@ -13,7 +13,7 @@ models, all cached) and scores each candidate in the published model's place:
 * FGSM and TGSM transfer grids on the first 256 test images exactly as the notebooks
   (:func:`gradreg_tf.evaluation.transfer_grid`), with the candidate playing "insensitive": mean
   |ours − published| over the cells where "insensitive" is the target (other sources), the source
-  (other targets), and the white-box cells.
+  (other targets), and the white-box cells (:func:`gradreg_tf.eval.compare.model_cells`).
 
 Writes ``<dataset>_insensitive_variants.csv`` (one row per candidate, attack and cell group),
 ``.md``, ``.json``, and a figure: ours against published for every cell that involves the
@@ -27,33 +27,8 @@ import sys
 import _common
 
 CANDIDATES = ("insensitive", "certainty")
-GROUPS = ("target", "source", "white-box")
 CELL_TEXT = {"target": "insensitive attacked by the 4 others", "source": "its examples vs the 4 others",
              "white-box": "white-box (itself)"}
-
-
-def cell_group(target: str, source: str) -> str | None:
-    """Which group a (target, source) cell of the insensitive model belongs to, else None."""
-    if target == source == "insensitive":
-        return "white-box"
-    if target == "insensitive":
-        return "target"
-    if source == "insensitive":
-        return "source"
-    return None
-
-
-def score(rows, published_rows, attack: str) -> dict:
-    """``{group: [(ours, published), ...]}`` over the insensitive cells with a published value."""
-    from gradreg_tf import claims
-
-    ours, theirs = claims.lookup(rows, attack), claims.lookup(published_rows, attack)
-    pairs = {g: [] for g in GROUPS}
-    for key in sorted(set(ours) & set(theirs)):
-        group = cell_group(*key[:2])
-        if group is not None and key[2] > 0:  # eps 0 is clean accuracy, reported separately
-            pairs[group].append((ours[key], theirs[key]))
-    return pairs
 
 
 def main(argv=None):
@@ -61,9 +36,8 @@ def main(argv=None):
     _common.add_n_test(p)
     args = p.parse_args(argv)
 
-    import numpy as np
-
-    from gradreg_tf import claims, evaluation, plotting, published
+    from gradreg_tf import evaluation, plotting, published
+    from gradreg_tf.eval import compare
 
     ds = _common.load_dataset(args)
     n = _common.n_test(ds, args)
@@ -73,7 +47,7 @@ def main(argv=None):
     clean_published = published.clean_accuracy_table(ds.name).get("insensitive")
     n_grid = min(256, len(ds.x_test))
 
-    rows, pairs_by, overall = [], {}, {}
+    rows, pairs, notes = [], {}, {"fgsm": [], "tgsm": []}
     for name, model in candidates.items():
         clean = evaluation.accuracy(model, ds.x_test[:n], ds.y_test[:n])
         _common.log(f"{name}: clean accuracy {clean:.4f} on {n} test images "
@@ -83,23 +57,17 @@ def main(argv=None):
             grid = [r.as_dict() for r in evaluation.transfer_grid(
                 models, models, ds.x_test, ds.y_test, attack=attack, bounds=ds.bounds,
                 n_examples=n_grid)]
-            theirs = published.load_transfer(dataset=ds.name, attack=attack)
-            pairs = score(grid, theirs, attack)
-            pairs_by[(name, attack)] = pairs
-            overall[(name, attack)] = claims.mean_abs_difference(
-                grid, theirs, attack, where=lambda k: k[2] > 0 and cell_group(*k[:2]) is not None)
-            for group in GROUPS:
-                mad = None
-                if pairs[group]:
-                    mad = round(claims.mean_abs_difference(
-                        grid, theirs, attack,
-                        where=lambda k, g=group: k[2] > 0 and cell_group(*k[:2]) == g), 4)
-                rows.append({
-                    "dataset": ds.name, "candidate": name, "attack": attack, "cells": group,
-                    "n_cells": len(pairs[group]), "mean_abs_diff": mad,
-                    "clean_accuracy": round(clean, 4), "published_clean_accuracy": clean_published,
-                    "n_test": n, "n_examples": n_grid,
-                })
+            cells = compare.model_cells(grid, published.load_transfer(dataset=ds.name,
+                                                                      attack=attack), attack)
+            pairs[(name, attack)] = cells["pairs"]
+            notes[attack].append(f"{plotting.model_label(name)}: clean {100 * clean:.2f}%\n"
+                                 f"    mean |ours − published| {cells['overall']:.3f}")
+            rows += [{"dataset": ds.name, "candidate": name, "attack": attack, "cells": group,
+                      "n_cells": len(cells["pairs"][group]),
+                      "mean_abs_diff": None if mad is None else round(mad, 4),
+                      "clean_accuracy": round(clean, 4),
+                      "published_clean_accuracy": clean_published, "n_test": n,
+                      "n_examples": n_grid} for group, mad in cells["mean_abs_diff"].items()]
 
     stem = _common.stem(args, ds, "insensitive_variants")
     _common.write_csv(stem.with_suffix(".csv"), rows)
@@ -117,37 +85,11 @@ def main(argv=None):
                                            ("attack", "attack"), ("cells", "cells"),
                                            ("n", "n"), ("mad", "mean |ours − published|")]))
     stem.with_suffix(".md").write_text(md)
-
-    fig = plotting.new_figure((10.5, 6.6))
-    axes = fig.subplots(1, 2, sharey=True)
-    markers = {"target": "o", "source": "s", "white-box": "*"}
-    for ax, attack in zip(axes, ("fgsm", "tgsm")):
-        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", zorder=0)
-        for name in candidates:
-            for group in GROUPS:
-                pts = np.array(pairs_by[(name, attack)][group]).reshape(-1, 2)
-                ax.scatter(pts[:, 1], pts[:, 0], s=42 if group == "white-box" else 22,
-                           marker=markers[group], color=plotting.model_color(name), alpha=0.75,
-                           label=f"{plotting.model_label(name)}: as {group}")
-        summary = []
-        for name in candidates:
-            mad = overall[(name, attack)]
-            clean = next(r["clean_accuracy"] for r in rows if r["candidate"] == name)
-            summary.append(f"{plotting.model_label(name)}: clean {100 * clean:.2f}%\n"
-                           f"    mean |ours − published| {mad:.3f}")
-        summary.append(f"published insensitive: clean {pub}")
-        # lower right: below the diagonal at high published accuracy, where no cell lies
-        ax.text(0.97, 0.03, "\n".join(summary), transform=ax.transAxes, ha="right", va="bottom",
-                multialignment="left", fontsize=8, bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})
-        ax.set(title=attack.upper(), xlabel=f"published ({plotting.PUBLISHED_LABEL})",
-               xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), aspect="equal")
-        ax.grid(True, alpha=0.25)
-    axes[0].set_ylabel("ours")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
-    fig.suptitle(f"{_common.title(ds)}: the launcher's double backprop (ours) vs the paper text's "
-                 f"certainty penalty as \"insensitive\"\n{_common.budget_text(ds, args)}",
-                 fontsize=11)
+    fig = plotting.plot_cells_vs_published(
+        pairs, notes={a: "\n".join(v + [f"published insensitive: clean {pub}"])
+                      for a, v in notes.items()},
+        title=f"{_common.title(ds)}: the launcher's double backprop (ours) vs the paper text's "
+              f"certainty penalty as \"insensitive\"\n{_common.budget_text(ds, args)}")
     _common.save(fig, stem)
     _common.write_json(stem.with_suffix(".json"), {
         **_common.metadata(ds, args, __file__, n_test=n, n_examples=n_grid), "rows": rows})

@@ -5,21 +5,19 @@
 The original launcher (``train_all.py``) trained double backprop ("Grad Reg (y)") at
 λ = logspace(2, 5, 13) and "Grad Reg (1/K)" at λ = logspace(0, 3, 13), the latter with the
 double-backprop flag too (SETUP.md §8.1; our ``insensitive``); ``--kinds certainty`` sweeps the
-certainty-sensitivity penalty that the paper's text describes on that grid. The authors picked λ "on a validation set of adversarial examples (while still performing well on
-normal examples)" (MNIST notebook cell 14); the only code scoring this
-(``train_models.py``) uses the first 1024 test images, clean and perturbed with a normal
-model's FGSM signs at eps 0.1/0.2/0.3. This script trains (or fetches) every model of the
-sweeps (:func:`gradreg_tf.recipes.sweep_recipes`) and plots, per sweep, clean accuracy and
-FGSM accuracy at those eps, transferred from the reference normal model (solid, the
-original's selection score) and white-box (dashed), with the paper's λ marked.
+certainty-sensitivity penalty that the paper's text describes on that grid. This script trains (or
+fetches) every model of the sweeps (:func:`gradreg_tf.recipes.sweep_recipes`), scores each as the
+original selected λ (:func:`gradreg_tf.eval.sweeps.lambda_point`: clean, and FGSM at eps
+0.1/0.2/0.3 transferred from a reference normal model and white-box, first 1024 test images) and
+plots, per sweep, those accuracies against λ (transferred solid, the original's selection score;
+white-box dashed), with the paper's λ marked.
 
-Cost: 13 trained models per sweep (two by default). Per model about as long as the paper model of the same kind at
-this budget (measured on 2 shared CPU cores: 1-2 min each at --quick, 5-11 min at --budget
-reduced, i.e. roughly 30-45 min / 3-4 h for both sweeps); ``--points`` trains fewer
-(evenly spaced, ends included), ``--kinds`` one sweep only. Models are cached, so a rerun is
-quick. ``--points`` always adds the paper's λ (the paper model, shared with the other figures).
-Writes ``<dataset>_lambda_sweep.png/.pdf``, ``.csv`` (kind, lambda, metric, eps,
-accuracy) and ``.json``.
+Cost: 13 trained models per sweep (two by default). Per model about as long as the paper model
+of the same kind at this budget (measured on 2 shared CPU cores: 1-2 min each at --quick, 5-11
+min at --budget reduced, i.e. roughly 30-45 min / 3-4 h for both sweeps); ``--points`` trains
+fewer (evenly spaced, ends included; the paper's λ is always added: the paper model, shared with
+the other figures), ``--kinds`` one sweep only. Models are cached, so a rerun is quick. Writes
+``<dataset>_lambda_sweep.png/.pdf``, ``.csv`` (kind, lambda, metric, eps, accuracy) and ``.json``.
 """
 
 from __future__ import annotations
@@ -62,7 +60,8 @@ def main(argv=None):
 
     import numpy as np
 
-    from gradreg_tf import evaluation, plotting, recipes, zoo
+    from gradreg_tf import plotting, recipes, zoo
+    from gradreg_tf.eval import sweeps
 
     start = time.time()
     ds = _common.load_dataset(args)
@@ -75,8 +74,8 @@ def main(argv=None):
     for kind in kinds:
         sweep = subsample(recipes.sweep_recipes(ds.name, kind, n_batches=nominal), args.points,
                           recipes.paper_lambda(ds.name, kind))
-        res = {"lambda": [], "clean": [], **{f"transfer_{e}": [] for e in EPSILONS},
-               **{f"whitebox_{e}": [] for e in EPSILONS}}
+        res = results[kind] = {"lambda": [], "clean": [], **{f"{m}_{e}": [] for m in (
+            "transfer", "whitebox") for e in EPSILONS}}
         for i, recipe in enumerate(sweep, 1):
             lam = recipe.penalty_weight
             _common.log(f"[{kind} {i}/{len(sweep)}] λ = {lam:.6g} "
@@ -84,55 +83,25 @@ def main(argv=None):
             model = zoo.trained_model(ds, kind, budget=args.budget, n_batches=args.batches,
                                       seed=args.seed, cache_dir=args.cache_dir,
                                       progress=args.progress, recipe=recipe)
+            point = sweeps.lambda_point(model, x, y, reference=reference, bounds=ds.bounds)
+            rows += sweeps.point_rows(kind, lam, point, n)
             res["lambda"].append(lam)
-            clean = evaluation.accuracy(model, x, y)
-            res["clean"].append(clean)
-            rows.append({"kind": kind, "lambda": lam, "metric": "clean", "eps": 0.0,
-                         "accuracy": clean, "n_examples": n})
-            whitebox = evaluation.accuracy_under_attack(model, x, y, epsilons=EPSILONS,
-                                                        attack="fgsm", bounds=ds.bounds)
+            res["clean"].append(point["clean"])
             for e in EPSILONS:
-                transfer = evaluation.accuracy(model, reference[e], y)
-                white = whitebox[e]
-                res[f"transfer_{e}"].append(transfer)
-                res[f"whitebox_{e}"].append(white)
-                rows += [{"kind": kind, "lambda": lam, "metric": "fgsm_from_reference_normal",
-                          "eps": e, "accuracy": transfer, "n_examples": n},
-                         {"kind": kind, "lambda": lam, "metric": "fgsm_whitebox", "eps": e,
-                          "accuracy": white, "n_examples": n}]
-        results[kind] = res
-    fig = plotting.new_figure((5.6 * len(kinds) + 1, 5.0))
-    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
-    blues = {0.1: "#6baed6", 0.2: "#2171b5", 0.3: "#08306b"}
-    for ax, kind in zip(axes, kinds):
-        res = results[kind]
-        series = {"clean": res["clean"]}
-        styles = {"clean": dict(color="green", lw=2.4)}
-        for e in EPSILONS:
-            series[fr"FGSM $\epsilon$={e:g}, from normal"] = res[f"transfer_{e}"]
-            styles[fr"FGSM $\epsilon$={e:g}, from normal"] = dict(color=blues[e])
-        for e in EPSILONS:
-            series[fr"FGSM $\epsilon$={e:g}, white-box"] = res[f"whitebox_{e}"]
-            styles[fr"FGSM $\epsilon$={e:g}, white-box"] = dict(color=blues[e], ls="--",
-                                                               marker="s", ms=3, lw=1.2)
-        plotting.plot_lambda_sweep(res["lambda"], series, styles=styles,
-                                   chosen=recipes.paper_lambda(ds.name, kind), ax=ax,
-                                   title=f"{plotting.model_label(kind)} sweep", legend=False)
-    handles, labels = axes[0].get_legend_handles_labels()
-    handles, labels = handles[:-1], labels[:-1]  # the paper's λ differs per panel
-    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8.5, frameon=False)
-    for ax in axes:
-        ax.legend(handles=[ax.lines[-1]] if ax.lines else [], fontsize=8.5, loc="best")
-    fig.suptitle(f"Accuracy versus λ on {_common.title(ds)} (first {n} test images)\n"
-                 f"{_common.budget_text(ds, args)}", fontsize=12)
+                res[f"transfer_{e}"].append(point["transfer"][e])
+                res[f"whitebox_{e}"].append(point["whitebox"][e])
+    chosen = {k: recipes.paper_lambda(ds.name, k) for k in kinds}
+    fig = plotting.plot_lambda_sweeps(
+        results, chosen, epsilons=EPSILONS, label_of=plotting.model_label,
+        title=f"Accuracy versus λ on {_common.title(ds)} (first {n} test images)\n"
+              f"{_common.budget_text(ds, args)}")
     stem = _common.stem(args, ds, "lambda_sweep")
     _common.save(fig, stem)
     _common.write_csv(stem.with_suffix(".csv"), rows)
     _common.write_json(stem.with_suffix(".json"), {
         **_common.metadata(ds, args, __file__, n_examples=n, points=args.points,
                            seconds=round(time.time() - start, 1)),
-        "paper_lambda": {k: recipes.paper_lambda(ds.name, k) for k in kinds},
-        "sweeps": results})
+        "paper_lambda": chosen, "sweeps": results})
     return rows
 
 

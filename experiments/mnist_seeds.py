@@ -81,7 +81,8 @@ def main(argv=None):
 
     import numpy as np
 
-    from gradreg_tf import data, plotting, pretrained, published, recipes, seeds as S
+    from gradreg_tf import data, plotting, pretrained, published, recipes
+    from gradreg_tf.eval import seeds as S
 
     ds = data.load("mnist", data_dir=args.data_dir)
     grids, clean = {}, {}
@@ -98,7 +99,8 @@ def main(argv=None):
     _common.write_csv(stem.with_suffix(".csv"), S.report_rows(report))
     missing = [s for s in seeds if s not in grids]
     stem.with_suffix(".md").write_text(S.report_markdown(report, missing=missing))
-    from gradreg_tf import claims, evaluation
+    from gradreg_tf import evaluation
+    from gradreg_tf.eval import claims
 
     eps, targets = evaluation.PAPER_EPSILONS, claims.NON_DISTILLED
     pub = published.load_transfer(dataset="mnist")

@@ -36,6 +36,7 @@ def main(argv=None):
     import numpy as np
 
     from gradreg_tf import evaluation, plotting
+    from gradreg_tf.eval.metrics import region_counts
 
     attacks = [a.strip().lower() for a in args.attacks.split(",") if a.strip()]
     if not attacks or any(a not in ("fgsm", "tgsm") for a in attacks):
@@ -55,7 +56,7 @@ def main(argv=None):
                                              bounds=ds.bounds)
             x_adv = evaluation.perturb(x[:n], signs, eps, attack=attack, bounds=ds.bounds)
             fooled = [evaluation_mistakes(models[m], x_adv, y) for m in SETS]
-            counts = plotting.region_counts(fooled)
+            counts = region_counts(fooled)
             plotting.plot_venn3(counts, [plotting.model_label(m) for m in SETS],
                                 [plotting.model_color(m) for m in SETS], ax=ax,
                                 title=f"{plotting.model_label(source)} examples")

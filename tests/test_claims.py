@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from gradreg_tf import claims, evaluation, published
+from gradreg_tf import evaluation, published
+from gradreg_tf.eval import claims
 
 MODELS = claims.PAPER_MODELS
 

@@ -27,7 +27,8 @@ import dataclasses
 
 import pytest
 
-from gradreg_tf import claims, data, evaluation, pretrained, published, zoo
+from gradreg_tf import data, evaluation, pretrained, published, zoo
+from gradreg_tf.eval import claims
 from gradreg_tf.recipes import PAPER_MODELS
 
 N_GRID = 256

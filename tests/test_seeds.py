@@ -10,7 +10,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from gradreg_tf import claims, evaluation, published, seeds
+from gradreg_tf import evaluation, published
+from gradreg_tf.eval import claims, seeds
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COMMITTED = sorted(int(p.parent.parent.name[4:]) for p in

@@ -9,7 +9,7 @@ import numpy as np
 
 from gradreg_tf.plotting.style import new_figure
 
-__all__ = ["plot_lambda_sweep", "plot_training_curves"]
+__all__ = ["plot_lambda_sweep", "plot_lambda_sweeps", "plot_training_curves"]
 
 
 def plot_training_curves(batches: Sequence[float], clean: Sequence[float],
@@ -99,3 +99,48 @@ def plot_lambda_sweep(lambdas: Sequence[float], series: Mapping[str, Sequence[fl
     if title:
         ax.set_title(title)
     return ax.figure
+
+
+SWEEP_BLUES = {0.1: "#6baed6", 0.2: "#2171b5", 0.3: "#08306b"}
+
+
+def plot_lambda_sweeps(results: Mapping[str, Mapping[str, Sequence[float]]],
+                       chosen: Mapping[str, float], *, epsilons: Sequence[float], title: str,
+                       label_of=str):
+    """One :func:`plot_lambda_sweep` panel per sweep, sharing one legend: clean accuracy (green),
+    FGSM transferred from the reference normal model (solid blues) and white-box (dashed).
+
+    Args:
+        results: kind -> ``{"lambda": [...], "clean": [...], "transfer_<eps>": [...],
+            "whitebox_<eps>": [...]}``.
+        chosen: kind -> the paper's λ.
+        epsilons: the FGSM eps of the ``transfer_``/``whitebox_`` series.
+        title: the figure's title.
+        label_of: kind -> panel label (e.g. :func:`gradreg_tf.plotting.model_label`).
+
+    Returns:
+        The Figure.
+    """
+    kinds = list(results)
+    fig = new_figure((5.6 * len(kinds) + 1, 5.0))
+    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
+    for ax, kind in zip(axes, kinds):
+        res = results[kind]
+        series = {"clean": res["clean"]}
+        styles = {"clean": dict(color="green", lw=2.4)}
+        for e in epsilons:
+            series[fr"FGSM $\epsilon$={e:g}, from normal"] = res[f"transfer_{e}"]
+            styles[fr"FGSM $\epsilon$={e:g}, from normal"] = dict(color=SWEEP_BLUES.get(e))
+        for e in epsilons:
+            series[fr"FGSM $\epsilon$={e:g}, white-box"] = res[f"whitebox_{e}"]
+            styles[fr"FGSM $\epsilon$={e:g}, white-box"] = dict(color=SWEEP_BLUES.get(e), ls="--",
+                                                                marker="s", ms=3, lw=1.2)
+        plot_lambda_sweep(res["lambda"], series, styles=styles, chosen=chosen[kind], ax=ax,
+                          title=f"{label_of(kind)} sweep", legend=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = handles[:-1], labels[:-1]  # the paper's λ differs per panel
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8.5, frameon=False)
+    for ax in axes:
+        ax.legend(handles=[ax.lines[-1]] if ax.lines else [], fontsize=8.5, loc="best")
+    fig.suptitle(title, fontsize=12)
+    return fig

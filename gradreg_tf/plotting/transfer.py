@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from gradreg_tf.plotting.style import (PUBLISHED_LABEL, model_color, model_label, model_marker,
                                        new_figure)
 
-__all__ = ["plot_transfer_grid", "plot_transfer_panel"]
+__all__ = ["plot_cells_vs_published", "plot_transfer_grid", "plot_transfer_panel"]
 
 _OURS = dict(lw=2.2, ms=5.5, mec="black", mew=0.5, zorder=3)
 _THEIRS = dict(lw=1.3, ls=(0, (4, 2)), alpha=0.55, zorder=2)
@@ -124,4 +124,47 @@ def plot_transfer_grid(eps: Sequence[float], accuracy: np.ndarray, models: Seque
         fig.suptitle(title, fontsize=14)
     if caption:
         fig.supxlabel(caption, fontsize=9, color="0.3")
+    return fig
+
+
+CELL_MARKERS = {"target": "o", "source": "s", "white-box": "*"}
+
+
+def plot_cells_vs_published(pairs, *, notes, title: str):
+    """Ours against published for every cell that involves one model, one panel per attack, one
+    colour per candidate in that model's place, one marker per cell group (attacked by the
+    others, its examples against the others, white-box).
+
+    Args:
+        pairs: ``{(candidate, attack): {group: [(ours, published), ...]}}`` (e.g. from
+            :func:`gradreg_tf.eval.compare.model_cells`); groups ``target``, ``source``,
+            ``white-box``.
+        notes: attack -> a text box drawn in the panel's lower right (where no cell lies).
+        title: the figure's title.
+
+    Returns:
+        The Figure.
+    """
+    attacks = list(dict.fromkeys(a for _, a in pairs))
+    candidates = list(dict.fromkeys(c for c, _ in pairs))
+    fig = new_figure((10.5, 6.6))
+    axes = np.atleast_1d(fig.subplots(1, len(attacks), sharey=True))
+    for ax, attack in zip(axes, attacks):
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", zorder=0)
+        for name in candidates:
+            for group, marker in CELL_MARKERS.items():
+                pts = np.array(pairs[(name, attack)][group]).reshape(-1, 2)
+                ax.scatter(pts[:, 1], pts[:, 0], s=42 if group == "white-box" else 22,
+                           marker=marker, color=model_color(name), alpha=0.75,
+                           label=f"{model_label(name)}: as {group}")
+        ax.text(0.97, 0.03, notes[attack], transform=ax.transAxes, ha="right", va="bottom",
+                multialignment="left", fontsize=8,
+                bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})
+        ax.set(title=attack.upper(), xlabel=f"published ({PUBLISHED_LABEL})",
+               xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), aspect="equal")
+        ax.grid(True, alpha=0.25)
+    axes[0].set_ylabel("ours")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=11)
     return fig

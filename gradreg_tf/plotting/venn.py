@@ -2,7 +2,8 @@
 
 The paper's misclassification-overlap figure (MNIST cell 35; plot_helpers.py:107-125) shows,
 for the examples crafted on one source model, which of three models each example fools.
-:func:`region_counts` and :func:`venn3_layout` are pure numpy; :func:`plot_venn3` draws.
+:func:`venn3_layout` is pure numpy (the counts come from
+:func:`gradreg_tf.eval.metrics.region_counts`, re-exported here); :func:`plot_venn3` draws.
 
 The layout is area-proportional in the way ``matplotlib_venn`` is: each circle's area is its
 set's size and each pair of circles is placed so that their lens has the area of the pair's
@@ -19,39 +20,10 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.patches import Circle
 
+from gradreg_tf.eval.metrics import REGIONS, region_counts
 from gradreg_tf.plotting.style import new_figure
 
 __all__ = ["REGIONS", "region_counts", "plot_venn3", "venn3_layout"]
-
-REGIONS = ("100", "010", "001", "110", "101", "011", "111")
-"""Region codes: a 1 at position i means "in set i"; e.g. "101" = in sets 0 and 2, not 1."""
-
-
-def region_counts(masks: Sequence[np.ndarray]) -> dict[str, int]:
-    """Sizes of the 7 regions of three boolean masks over the same items.
-
-    Args:
-        masks: three boolean arrays of equal length (e.g. "model m misclassifies example i").
-
-    Returns:
-        ``{code: count}`` for every code in :data:`REGIONS` (items in no set are not counted).
-
-    Raises:
-        ValueError: unless exactly three masks of equal length are given.
-    """
-    if len(masks) != 3:
-        raise ValueError(f"need exactly three masks, received {len(masks)}.")
-    arrs = [np.asarray(m, dtype=bool).ravel() for m in masks]
-    if len({a.size for a in arrs}) != 1:
-        raise ValueError(f"masks must have equal lengths, received {[a.size for a in arrs]}.")
-    out = {}
-    for code in REGIONS:
-        sel = np.ones(arrs[0].size, bool)
-        for bit, a in zip(code, arrs):
-            sel &= a if bit == "1" else ~a
-        out[code] = int(sel.sum())
-    return out
-
 
 def _lens_area(r1: float, r2: float, d: float) -> float:
     if d >= r1 + r2:
