@@ -1,17 +1,22 @@
 """Statistics of the study's answers: shares per condition, descriptive tests, the primary contrast.
 
 Every adversarial answer is one of three outcomes: the attack's *target* class, the image's
-*original* label, or *other* (another class or "can't tell"). Per condition the shares of the
-three come with Wilson score intervals. Descriptive tests: a chi-squared test of condition x
+*original* label, or *other* (another class or "can't tell"). Who is analysed is a stated,
+pre-registered rule (:mod:`gradreg_study.population`: by default completers who pass the
+attention and speed rules; practice answers never), with the participant flow in the report.
+Per condition the shares of the three come with intervals that account for participants
+(GEE cluster-robust intervals, :mod:`gradreg_study.intervals`; the independent Wilson intervals
+are kept as ``wilson_*`` fields but are too narrow when people differ). Descriptive tests: a chi-squared test of condition x
 outcome, and Fisher exact tests of the target share between every pair of conditions with
-Holm's correction. The primary contrast is the one the paper's interpretability claim makes
+Holm's correction (these treat answers as independent: descriptive only). The primary contrast is the one the paper's interpretability claim makes
 (Ross & Doshi-Velez, AAAI 2018, abstract: examples against gradient-regularized models are
 more often seen as the target): the target share under ``doubleback`` minus under ``normal``,
 computed per participant (each participant sees both conditions, see
 :mod:`gradreg_study.design`) and tested by a paired sign-flip permutation test over
 participants (and Wilcoxon's signed-rank test), with a percentile bootstrap interval over
-participants. Participants answering fewer than ``min_attention`` of their clean attention
-checks correctly are excluded first. An optional mixed-effects logistic model (participant and
+participants, next to the GEE cluster-robust interval of the pooled rate difference. The report
+also gives response times and the perturbation size per condition (:mod:`gradreg_study.report`)
+and marks simulated data SIMULATED in every output (the ``mode`` column). An optional mixed-effects logistic model (participant and
 item random effects) is fitted when statsmodels is installed.
 
 Cost: O(answers) to tabulate; the permutation test and bootstrap are O(resamples x
@@ -28,6 +33,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+from gradreg_study import intervals, population, report
+from gradreg_study.population import DEFAULT_RULE, PopulationRule
 from gradreg_study.storage import CANT_TELL
 
 PRIMARY = ("doubleback", "normal")
@@ -94,7 +101,7 @@ def clean_rows(rows: Iterable[Mapping]) -> list[dict]:
         if kind not in ("adversarial", "attention"):
             raise ValueError(f"answer row {i}: kind must be adversarial or attention, received "
                              f"{kind!r}.")
-        r = {"participant_id": str(row["participant_id"]), "kind": kind,
+        r = {**row, "participant_id": str(row["participant_id"]), "kind": kind,
              "condition": row["condition"] or None, "item_id": row["item_id"] or None,
              "original_label": _int_or_none(row["original_label"], "original_label"),
              "target": _int_or_none(row["target"], "target"),
@@ -134,12 +141,31 @@ def exclusions(rows: Sequence[Mapping], min_attention: float) -> list[str]:
     return sorted(p for p, (k, n) in acc.items() if n and k / n < min_attention)
 
 
+def _robust_bounds(rows: Sequence[Mapping], conditions: Sequence[str], confidence: float):
+    """``{outcome: (low array, high array)}`` of the GEE cluster-robust intervals (NaN with
+    fewer than two participants)."""
+    out = {}
+    for o in OUTCOMES:
+        marked = [{**r, "choice": 1, "target": int(outcome(r) == o)} for r in rows
+                  if r["kind"] == "adversarial"]
+        _, k, n = intervals.participant_counts(marked, conditions)
+        if k.shape[0] < 2:
+            out[o] = (np.full(len(conditions), math.nan),) * 2
+        else:
+            res = intervals.cluster_robust(k, n, confidence=confidence)
+            out[o] = (res["low"], res["high"])
+    return out
+
+
 def condition_shares(rows: Sequence[Mapping], conditions: Sequence[str], *,
                      confidence: float = 0.95) -> list[dict]:
-    """Per condition: answers, counts and shares of target / original / other (with Wilson
-    intervals), and the can't-tell count (part of other)."""
+    """Per condition: answers, counts and shares of target / original / other, with GEE
+    cluster-robust intervals over participants (``{o}_low``, ``{o}_high``) and, for comparison,
+    the independent Wilson intervals (``wilson_{o}_low``, ``wilson_{o}_high``); and the
+    can't-tell count (part of other)."""
+    robust = _robust_bounds(rows, conditions, confidence)
     out = []
-    for cond in conditions:
+    for j, cond in enumerate(conditions):
         sub = [r for r in rows if r["kind"] == "adversarial" and r["condition"] == cond]
         n = len(sub)
         row = {"condition": cond, "n": n,
@@ -149,7 +175,8 @@ def condition_shares(rows: Sequence[Mapping], conditions: Sequence[str], *,
             k = sum(outcome(r) == o for r in sub)
             lo, hi = wilson_interval(k, n, confidence)
             row.update({f"n_{o}": k, f"share_{o}": k / n if n else math.nan,
-                        f"{o}_low": lo, f"{o}_high": hi})
+                        f"{o}_low": float(robust[o][0][j]), f"{o}_high": float(robust[o][1][j]),
+                        f"wilson_{o}_low": lo, f"wilson_{o}_high": hi})
         out.append(row)
     return out
 
@@ -251,8 +278,16 @@ def primary_contrast(rows: Sequence[Mapping], treatment: str = PRIMARY[0],
     b = participant_target_shares(rows, control)
     both = sorted(set(a) & set(b))
     res = paired_test(np.array([a[p] for p in both]), np.array([b[p] for p in both]), **kwargs)
+    robust = {"difference": math.nan, "low": math.nan, "high": math.nan,
+              "method": intervals.ROBUST_METHOD}
+    _, k, n = intervals.participant_counts(rows, (treatment, control))
+    if k.shape[0] >= 2 and np.all(n.sum(0) > 0):
+        fit = intervals.cluster_robust(k, n, contrast=(0, 1),
+                                       confidence=kwargs.get("confidence", 0.95))
+        robust.update(difference=fit["difference"], low=fit["difference_low"],
+                      high=fit["difference_high"])
     return {"treatment": treatment, "control": control, "alpha": alpha, **res,
-            "significant": bool(res["p_permutation"] < alpha)}
+            "significant": bool(res["p_permutation"] < alpha), "pooled_robust": robust}
 
 
 def mixed_effects(rows: Sequence[Mapping], conditions: Sequence[str], *,
@@ -307,12 +342,31 @@ class Analysis:
     tests: dict
     primary: dict
     mixed: dict
+    simulated: bool = False
+    rule: str = "no population rule: every answer analysed (legacy export)"
+    flow: dict = dataclasses.field(default_factory=dict)
+    practice_dropped: int = 0
+    response_times: list = dataclasses.field(default_factory=list)
+    perturbation: dict = dataclasses.field(
+        default_factory=lambda: {"reported": False, "reason": "no stimulus metadata given"})
+    interval_method: str = intervals.ROBUST_METHOD
+
+    def record(self) -> dict:
+        """JSON-ready dict of every field; ``"simulated"`` is always this analysis' verdict."""
+        return {**dataclasses.asdict(self), "simulated": bool(self.simulated)}
+
+
+_RULE_DEFAULT = object()
 
 
 def analyze(rows: Iterable[Mapping], conditions: Sequence[str], *,
-            primary: tuple[str, str] = PRIMARY, alpha: float = 0.05, min_attention: float = 0.5,
-            confidence: float = 0.95, n_permutations: int = 9999, n_bootstrap: int = 9999,
-            seed: int = 0, mixed: bool = True) -> Analysis:
+            primary: tuple[str, str] = PRIMARY, alpha: float = 0.05,
+            min_attention: float | None = None, confidence: float = 0.95,
+            n_permutations: int = 9999, n_bootstrap: int = 9999, seed: int = 0,
+            mixed: bool = True, rule: PopulationRule | None = _RULE_DEFAULT,
+            participants: Sequence[Mapping] | None = None,
+            stimuli: Sequence[Mapping] | None = None,
+            simulated: bool | None = None) -> Analysis:
     """The study's analysis (module docstring) of exported answer rows.
 
     Args:
@@ -320,26 +374,42 @@ def analyze(rows: Iterable[Mapping], conditions: Sequence[str], *,
         conditions: the study's conditions, in display order.
         primary: ``(treatment, control)`` of the primary contrast.
         alpha: significance level of the primary test.
-        min_attention: exclude participants whose attention-check accuracy is below this.
+        min_attention: exclude participants whose attention-check accuracy is below this
+            (overrides ``rule.min_attention``; 0.5 when ``rule`` is None).
         confidence: level of the Wilson and bootstrap intervals.
         n_permutations: permutation-test resamples.
         n_bootstrap: bootstrap resamples.
         seed: seed of the resampling.
         mixed: also fit the mixed-effects model when statsmodels is installed.
+        rule: the pre-registered analysis population (default
+            :data:`gradreg_study.population.DEFAULT_RULE`; it needs the export columns of
+            :func:`gradreg_study.population.check_columns`). None analyses every answer of every
+            participant (an old export without those columns), excluding only by attention, and
+            the report says so.
+        participants: per-participant records of everyone registered (for the flow), or None.
+        stimuli: the study's stimulus metadata, for the perturbation size per condition.
+        simulated: the source says the answers are simulated (e.g. the database's meta). The
+            result is simulated when this is True *or* any row's ``mode`` is ``"simulated"``;
+            False can never make simulated rows human.
 
     Returns:
         :class:`Analysis`.
 
     Raises:
-        ValueError: malformed rows, a primary condition not among ``conditions``, or
-            ``min_attention`` / ``alpha`` outside [0, 1].
+        ValueError: malformed rows, missing export columns (with a rule), a primary condition
+            not among ``conditions``, or ``min_attention`` / ``alpha`` outside [0, 1].
     """
     rows = clean_rows(rows)
+    if rule is _RULE_DEFAULT:
+        rule = DEFAULT_RULE
+    is_sim = population.is_simulated(rows) or bool(simulated)
     conditions = list(conditions)
     bad = [c for c in primary if c not in conditions]
     if bad or len(primary) != 2 or primary[0] == primary[1]:
         raise ValueError(f"primary must be two different conditions of {conditions}, "
                          f"received {tuple(primary)}.")
+    if min_attention is None:
+        min_attention = rule.min_attention if rule is not None else 0.5
     if not 0 <= min_attention <= 1 or not 0 < alpha < 1:
         raise ValueError(f"min_attention must be in [0, 1] and alpha in (0, 1), received "
                          f"{min_attention!r} and {alpha!r}.")
@@ -347,11 +417,23 @@ def analyze(rows: Iterable[Mapping], conditions: Sequence[str], *,
                      - set(conditions))
     if unknown:
         raise ValueError(f"answers name conditions {unknown} that are not among {conditions}.")
+    n_practice, flow, rule_text = 0, {}, Analysis.rule
+    if rule is not None:
+        population.check_columns(rows)
+        rule = dataclasses.replace(rule, min_attention=min_attention)
+        rows, n_practice = population.drop_practice(rows)
+        keep, flow = population.apply_rule(rows, rule, participants)
+        excluded = sorted({r["participant_id"] for r in rows} - keep)
+        rule_text = rule.text()
+    else:
+        excluded = exclusions(rows, min_attention)
     accuracy = attention_accuracy(rows)
-    excluded = exclusions(rows, min_attention)
     kept = [r for r in rows if r["participant_id"] not in set(excluded)]
     shares = condition_shares(kept, conditions, confidence=confidence)
     return Analysis(
+        simulated=is_sim, rule=rule_text, flow=flow, practice_dropped=n_practice,
+        response_times=report.response_times(kept, conditions),
+        perturbation=report.perturbation_sizes(kept, conditions, stimuli),
         conditions=conditions,
         n_participants=len({r["participant_id"] for r in kept}),
         n_answers=sum(r["kind"] == "adversarial" for r in kept),
@@ -366,16 +448,24 @@ def analyze(rows: Iterable[Mapping], conditions: Sequence[str], *,
                else {"fitted": False, "reason": "not requested"}))
 
 
+SIMULATED_BANNER = ("**SIMULATED** participants (human_study.py simulate), not human data: "
+                    "every number below comes from a simulation.")
+
+
 def summary_rows(result: Analysis) -> list[dict]:
-    """One CSV row per condition: counts, shares and intervals, and the Holm-adjusted Fisher
-    p-value of its target share against the primary control."""
+    """One CSV row per condition: counts, shares and intervals, the Holm-adjusted Fisher
+    p-value of its target share against the primary control, the median perturbation size and
+    ``simulated`` (1 when the data are simulated)."""
     control = result.primary["control"]
     p_vs = {}
     for pair in result.tests["pairwise"]:
         if control in (pair["a"], pair["b"]):
             other = pair["b"] if pair["a"] == control else pair["a"]
             p_vs[other] = pair["p_holm"]
-    return [{**s, f"p_holm_target_vs_{control}": p_vs.get(s["condition"], "")}
+    linf = {c["condition"]: c["median"]
+            for c in result.perturbation.get("conditions", [])}
+    return [{**s, f"p_holm_target_vs_{control}": p_vs.get(s["condition"], ""),
+             "median_linf": linf.get(s["condition"], ""), "simulated": int(result.simulated)}
             for s in result.shares]
 
 
@@ -385,31 +475,63 @@ def _fmt_share(s: Mapping, o: str) -> str:
     return f"{100 * s[f'share_{o}']:.1f}% [{100 * s[f'{o}_low']:.1f}, {100 * s[f'{o}_high']:.1f}]"
 
 
+def primary_text(result: Analysis, label=str) -> str:
+    """The primary contrast as one sentence, naming conditions with ``label`` (as the table)."""
+    p = result.primary
+    rob = p.get("pooled_robust", {})
+    return (f"Primary contrast (target share, {label(p['treatment'])} − {label(p['control'])}, "
+            f"{p['n_participants']} participants): mean per-participant difference "
+            f"{100 * p['mean_difference']:+.1f} points, participant bootstrap interval "
+            f"[{100 * p['ci_low']:+.1f}, {100 * p['ci_high']:+.1f}]; pooled difference "
+            f"{100 * rob.get('difference', math.nan):+.1f} points, GEE cluster-robust interval "
+            f"[{100 * rob.get('low', math.nan):+.1f}, {100 * rob.get('high', math.nan):+.1f}]; "
+            f"paired permutation p = {p['p_permutation']:.4g} (Wilcoxon p = "
+            f"{p['p_wilcoxon']:.4g}); {'significant' if p['significant'] else 'not significant'}"
+            f" at α = {p['alpha']:g}.")
+
+
+def _linf_text(result: Analysis, cond: str) -> str:
+    for c in result.perturbation.get("conditions", []):
+        if c["condition"] == cond and c["n"]:
+            return f"{c['median']:.2f}"
+    return "–"
+
+
 def markdown(result: Analysis, *, label=str, note: str = "") -> str:
-    """The analysis as a markdown table plus the primary contrast, for reports and the README."""
-    lines = ["| condition | answers | target | original | other (can't tell) |",
-             "|---|---|---|---|---|"]
+    """The analysis as markdown: the SIMULATED banner (simulated data), the population rule and
+    participant flow, the shares table, the primary contrast, tests, response times and the
+    mixed model; every condition named by ``label`` (table and primary line alike)."""
+    lines = ([f"# {SIMULATED_BANNER}", ""] if result.simulated else []) + [
+        result.rule]
+    if result.flow:
+        lines.append(population.flow_text(result.flow))
+    lines += ["", "| condition | answers | median L∞ | target | original | other (can't tell) |",
+              "|---|---|---|---|---|---|"]
     for s in result.shares:
-        lines.append(f"| {label(s['condition'])} | {s['n']} | {_fmt_share(s, 'target')} | "
+        lines.append(f"| {label(s['condition'])} | {s['n']} | "
+                     f"{_linf_text(result, s['condition'])} | {_fmt_share(s, 'target')} | "
                      f"{_fmt_share(s, 'original')} | {_fmt_share(s, 'other')} "
                      f"({s['n_cant_tell']}) |")
     p = result.primary
-    lines += ["", f"Primary contrast (target share, {p['treatment']} - {p['control']}, "
-                  f"{p['n_participants']} participants): mean difference "
-                  f"{100 * p['mean_difference']:+.1f} points, bootstrap interval "
-                  f"[{100 * p['ci_low']:+.1f}, {100 * p['ci_high']:+.1f}], paired permutation "
-                  f"p = {p['p_permutation']:.4g} (Wilcoxon p = {p['p_wilcoxon']:.4g}); "
-                  f"{'significant' if p['significant'] else 'not significant'} at "
-                  f"α = {p['alpha']:g}.",
-              f"Chi-squared (condition x outcome): χ² = {result.tests['chi2']['statistic']:.2f}, "
+    lines += ["", primary_text(result, label),
+              f"Chi-squared (condition x outcome, answers treated as independent: descriptive): "
+              f"χ² = {result.tests['chi2']['statistic']:.2f}, "
               f"dof {result.tests['chi2']['dof']}, p = {result.tests['chi2']['p']:.3g}.",
-              f"{result.n_participants} participants kept, {len(result.excluded)} excluded "
-              f"(attention-check accuracy below {result.min_attention:g}).",
-              "Intervals: Wilson 95% per share."]
+              f"{result.n_participants} participants kept, {len(result.excluded)} excluded"
+              + ("" if result.flow else
+                 f" (attention-check accuracy below {result.min_attention:g})") + ".",
+              f"Intervals: 95% {result.interval_method}.",
+              ("Median L∞: the shown stimulus vs its clean image." if result.perturbation.get(
+                  "reported") else f"Perturbation size not reported: "
+                                   f"{result.perturbation.get('reason')}."),
+              "", "Response times:", ""] + report.response_time_table(result.response_times,
+                                                                        label)
+    lines.append("")
     if result.mixed.get("fitted"):
-        coefs = ", ".join(f"{k}: {v['mean']:+.2f} ± {v['sd']:.2f}"
+        coefs = ", ".join(f"{label(k)}: {v['mean']:+.2f} ± {v['sd']:.2f}"
                           for k, v in result.mixed["coefficients"].items())
-        lines.append(f"Mixed-effects logistic model (log-odds vs {p['control']}): {coefs}.")
+        lines.append(f"Mixed-effects logistic model (log-odds vs {label(p['control'])}): "
+                     f"{coefs}.")
     else:
         lines.append(f"Mixed-effects model not fitted: {result.mixed.get('reason')}.")
     if note:
@@ -418,11 +540,14 @@ def markdown(result: Analysis, *, label=str, note: str = "") -> str:
 
 
 def plot_shares(result: Analysis, *, title: str = "What people answered, per condition",
-                caption: str = ""):
-    """Grouped bars: share of target / original / other answers per condition, with Wilson
-    intervals; returns the matplotlib Figure."""
+                caption: str = "", label=None):
+    """Grouped bars: share of target / original / other answers per condition, with the GEE
+    cluster-robust intervals; conditions named by ``label`` (default
+    :func:`gradreg_tf.plotting.model_label`) in ticks and caption alike. Simulated data get
+    "SIMULATED" in the title and a diagonal watermark. Returns the matplotlib Figure."""
     from gradreg_tf import plotting
 
+    label = label or plotting.model_label
     fig = plotting.new_figure((7.2, 4.2))
     ax = fig.add_subplot()
     colours = {"target": "#d95f02", "original": "#1b9e77", "other": "#999999"}
@@ -434,14 +559,18 @@ def plot_shares(result: Analysis, *, title: str = "What people answered, per con
                         [s[f"{o}_high"] - s[f"share_{o}"] for s in result.shares]])
         ax.bar(x + (j - 1) * width, share, width, yerr=err, capsize=2.5, color=colours[o],
                label=f"{o} class" if o != "other" else "other / can't tell")
-    ax.set_xticks(x, [f"{plotting.model_label(s['condition'])}\n(n={s['n']})"
-                      for s in result.shares])
+    ax.set_xticks(x, [f"{label(s['condition'])}\n(n={s['n']})" for s in result.shares])
     ax.set_ylim(0, 1)
     ax.set_ylabel("share of answers")
     ax.legend(loc="upper left", ncol=3, fontsize="small", frameon=False)
+    if result.simulated:
+        if "SIMULATED" not in title:
+            title = f"{title} (SIMULATED)"
+        fig.text(0.5, 0.5, "SIMULATED", fontsize=60, color="red", alpha=0.15, rotation=30,
+                 ha="center", va="center")
     ax.set_title(title)
     p = result.primary
-    text = (f"{p['treatment']} − {p['control']} (target share, per participant): "
+    text = (f"{label(p['treatment'])} − {label(p['control'])} (target share, per participant): "
             f"{100 * p['mean_difference']:+.1f} points [{100 * p['ci_low']:+.1f}, "
             f"{100 * p['ci_high']:+.1f}], permutation p = {p['p_permutation']:.3g}, "
             f"{p['n_participants']} participants")

@@ -41,9 +41,15 @@ def test_paired_test_exact_permutation_and_bootstrap():
         analysis.paired_test(np.ones(3), np.ones(4))
 
 
-def _row(pid, kind, cond, label, target, choice, item="i"):
+EXPORT = {"completed": 1, "started_at": "2026-01-01T00:00:00Z",
+          "completed_at": "2026-01-01T00:10:00Z", "platform": "generic", "platform_pid": "",
+          "mode": "human", "server_rt_ms": 1500, "too_fast": 0, "practice": 0,
+          "viewport_w": 1280, "viewport_h": 800}
+
+
+def _row(pid, kind, cond, label, target, choice, item="i", **export):
     return {"participant_id": pid, "kind": kind, "condition": cond, "item_id": item,
-            "original_label": label, "target": target, "choice": choice}
+            "original_label": label, "target": target, "choice": choice, **EXPORT, **export}
 
 
 def test_shares_tests_and_exclusions_on_known_rows():
@@ -67,8 +73,10 @@ def test_shares_tests_and_exclusions_on_known_rows():
     assert (normal["n"], normal["n_target"], normal["n_original"], normal["n_other"],
             normal["n_cant_tell"]) == (8, 0, 4, 4, 1)
     assert dback["share_target"] == 0.75
-    assert (dback["target_low"], dback["target_high"]) == pytest.approx(
+    assert (dback["wilson_target_low"], dback["wilson_target_high"]) == pytest.approx(
         analysis.wilson_interval(6, 8))
+    # participant-clustered interval: per participant 2/2, 2/2, 1/2, 1/2 -> wider than Wilson's
+    assert dback["target_low"] < 0.75 < dback["target_high"]
     # every participant: doubleback 1.0 or 0.5 target vs normal 0.0
     assert res.primary["mean_difference"] == pytest.approx(0.75)
     assert res.primary["n_participants"] == 4 and res.primary["permutation_exact"]
@@ -77,7 +85,8 @@ def test_shares_tests_and_exclusions_on_known_rows():
     assert pair["p_holm"] == pytest.approx(pair["p"]) and pair["p"] < 0.01
     assert res.tests["chi2"]["dof"] == 2
     text = analysis.markdown(res)
-    assert "| doubleback | 8 | 75.0%" in text and "1 excluded" in text
+    assert "| doubleback | 8 | – | 75.0%" in text and "1 excluded" in text
+    assert "attention: 1" in text and "5 registered" in text and "4 analysed" in text
     fig = analysis.plot_shares(res, caption="test")
     assert len(fig.axes[0].patches) == 3 * 2
 
@@ -97,10 +106,11 @@ def test_bad_rows_and_options_are_refused():
 
 
 def test_csv_strings_are_accepted():
+    text = {k: str(v) for k, v in EXPORT.items()}
     rows = [{"participant_id": "p", "kind": "adversarial", "condition": "normal",
-             "item_id": "i", "original_label": "1", "target": "2", "choice": "2"},
+             "item_id": "i", "original_label": "1", "target": "2", "choice": "2", **text},
             {"participant_id": "p", "kind": "attention", "condition": "", "item_id": "",
-             "original_label": "3", "target": "", "choice": "3"}]
+             "original_label": "3", "target": "", "choice": "3", **text}]
     res = analysis.analyze(rows, CONDITIONS, n_permutations=99, n_bootstrap=99, mixed=False)
     assert res.shares[0]["n_target"] == 1 and res.excluded == []
 
@@ -138,8 +148,10 @@ def test_a_known_effect_is_recovered_through_the_http_api(study, tmp_path):
     truth = store.stimuli()
     for _ in range(24):
         simulation.run_participant(client, model, truth, rng, n_classes=10)
+    # rule=None: this store's export may predate the population columns (issue 21)
     res = analysis.analyze(store.rows(), study.conditions, n_permutations=4999,
-                           n_bootstrap=4999, mixed=False)
+                           n_bootstrap=4999, mixed=False, rule=None, simulated=True)
+    assert res.simulated
     p = res.primary
     assert p["n_participants"] == 24 and p["significant"] and p["p_permutation"] < 0.01
     assert p["ci_low"] > 0 and p["ci_low"] <= 0.30 <= p["ci_high"]
