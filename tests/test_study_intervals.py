@@ -62,3 +62,26 @@ def test_cluster_bootstrap_identical_participants_give_a_point():
     res = intervals.cluster_bootstrap(k, np.full_like(k, 4.0), contrast=(0, 1), n_resamples=200)
     assert res["low"].tolist() == res["high"].tolist() == [0.75, 0.25]
     assert res["difference_low"] == res["difference_high"] == pytest.approx(0.5)
+
+
+def test_cluster_robust_matches_statsmodels_gee():
+    """Independent check: an intercept-only logistic GEE (independence working correlation,
+    participant groups) has the pooled rate as its fit and our sandwich variance without the
+    CR1 factor P/(P-1) as its robust covariance."""
+    sm = pytest.importorskip("statsmodels.api")
+    rng = np.random.default_rng(5)
+    k, n = intervals.simulate_counts(rng, n_studies=1, n_participants=12, trials_per_condition=8,
+                                     rates=[0.3], participant_sd=1.0)
+    k, n = k[0], n[0]
+    y = np.concatenate([np.r_[np.ones(int(a)), np.zeros(int(b - a))] for a, b in zip(k[:, 0],
+                                                                                       n[:, 0])])
+    groups = np.repeat(np.arange(12), n[:, 0].astype(int))
+    fit = sm.GEE(y, np.ones((len(y), 1)), groups=groups, family=sm.families.Binomial(),
+                 cov_struct=sm.cov_struct.Independence()).fit()
+    ours = intervals.cluster_robust(k, n, confidence=0.95)
+    rate = ours["rate"][0]
+    assert 1 / (1 + np.exp(-fit.params[0])) == pytest.approx(rate)
+    from scipy import special, stats
+    tq = stats.t.ppf(0.975, 11)
+    se_ours = (special.logit(ours["high"][0]) - special.logit(rate)) / tq
+    assert se_ours ** 2 * 11 / 12 == pytest.approx(fit.cov_params()[0, 0], rel=1e-6)
