@@ -350,6 +350,7 @@ class Analysis:
     perturbation: dict = dataclasses.field(
         default_factory=lambda: {"reported": False, "reason": "no stimulus metadata given"})
     interval_method: str = intervals.ROBUST_METHOD
+    viewports: dict = dataclasses.field(default_factory=lambda: {"n": 0})
 
     def record(self) -> dict:
         """JSON-ready dict of every field; ``"simulated"`` is always this analysis' verdict."""
@@ -433,6 +434,7 @@ def analyze(rows: Iterable[Mapping], conditions: Sequence[str], *,
     return Analysis(
         simulated=is_sim, rule=rule_text, flow=flow, practice_dropped=n_practice,
         response_times=report.response_times(kept, conditions),
+        viewports=report.viewports(kept),
         perturbation=report.perturbation_sizes(kept, conditions, stimuli),
         conditions=conditions,
         n_participants=len({r["participant_id"] for r in kept}),
@@ -524,6 +526,7 @@ def markdown(result: Analysis, *, label=str, note: str = "") -> str:
               ("Median L∞: the shown stimulus vs its clean image." if result.perturbation.get(
                   "reported") else f"Perturbation size not reported: "
                                    f"{result.perturbation.get('reason')}."),
+              report.viewport_text(result.viewports),
               "", "Response times:", ""] + report.response_time_table(result.response_times,
                                                                         label)
     lines.append("")

@@ -93,6 +93,41 @@ def perturbation_sizes(rows: Sequence[Mapping], conditions: Sequence[str],
     return {"reported": True, "conditions": out}
 
 
+def viewports(rows: Sequence[Mapping]) -> dict:
+    """Per participant the largest recorded viewport (``viewport_w`` x ``viewport_h``, CSS
+    pixels); returns the participants' median and smallest width and height (``n`` 0 when the
+    rows record none).
+
+    Raises:
+        ValueError: a non-numeric viewport size.
+    """
+    per: dict[str, tuple[float, float]] = {}
+    for r in rows:
+        if r.get("viewport_w") in (None, "") or r.get("viewport_h") in (None, ""):
+            continue
+        try:
+            w, h = float(r["viewport_w"]), float(r["viewport_h"])
+        except (TypeError, ValueError):
+            raise ValueError(f"viewport_w/viewport_h must be numbers, received "
+                             f"{r['viewport_w']!r} x {r['viewport_h']!r}.") from None
+        old = per.get(r["participant_id"], (0.0, 0.0))
+        per[r["participant_id"]] = (max(old[0], w), max(old[1], h))
+    if not per:
+        return {"n": 0}
+    size = np.array(list(per.values()))
+    return {"n": len(per), "median_w": float(np.median(size[:, 0])),
+            "median_h": float(np.median(size[:, 1])), "min_w": float(size[:, 0].min()),
+            "min_h": float(size[:, 1].min())}
+
+
+def viewport_text(v: Mapping) -> str:
+    """One line on the participants' viewports."""
+    if not v.get("n"):
+        return "Viewport size not recorded."
+    return (f"Viewport (CSS px, {v['n']} participants): median {v['median_w']:.0f} x "
+            f"{v['median_h']:.0f}, smallest {v['min_w']:.0f} x {v['min_h']:.0f}.")
+
+
 def _ms(q: Mapping) -> str:
     if not q["n"]:
         return "–"

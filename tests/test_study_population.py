@@ -128,6 +128,9 @@ def test_report_response_times_perturbation_and_names():
     assert "Grad Reg (y) − Normal" in text and "doubleback" not in text.replace(
         "doubleback/", "")
     assert "| Normal | 1.50 s [1.50, 1.50] | 0.90 s [0.90, 0.90] |" in text
+    assert "Viewport (CSS px, 5 participants): median 1280 x 800" in text
+    small = _run(_study() + _participant("phone", viewport_w=375, viewport_h=667))
+    assert small.viewports["min_w"] == 375 and small.viewports["median_w"] == 1280
     no_linf = _run(_study(), stimuli=[{"stimulus_id": "x"}])
     assert not no_linf.perturbation["reported"] and "records no 'linf'" in \
         no_linf.perturbation["reason"]
