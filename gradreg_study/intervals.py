@@ -104,9 +104,14 @@ def _robust(k: np.ndarray, n: np.ndarray, contrast, confidence: float) -> dict:
         se = np.sqrt(var) / (r * (1 - r))
         lo = special.expit(special.logit(r) - tq * se)
         hi = special.expit(special.logit(r) + tq * se)
-    # all-or-nothing rates: the logit interval is undefined; fall back to [0, 1] bounds
-    lo = np.where(np.isnan(lo) & (big_n > 0), 0.0, lo)
-    hi = np.where(np.isnan(hi) & (big_n > 0), 1.0, hi)
+    # all-or-nothing rates (0 or 1): the logit interval is undefined; fall back to the Wilson
+    # interval with one observation per participant (answers within a participant at most
+    # perfectly correlated: the smallest effective sample size, so conservative)
+    degenerate = (big_n > 0) & ((r == 0) | (r == 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w_lo, w_hi = _wilson(np.where(degenerate, r, 0.5) * p, np.full_like(r, p), confidence)
+    lo = np.where(degenerate, np.clip(w_lo, 0, 1), lo)
+    hi = np.where(degenerate, np.clip(w_hi, 0, 1), hi)
     out = {"rate": r, "low": lo, "high": hi}
     if contrast is not None:
         a, b = contrast

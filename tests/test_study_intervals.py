@@ -85,3 +85,12 @@ def test_cluster_robust_matches_statsmodels_gee():
     tq = stats.t.ppf(0.975, 11)
     se_ours = (special.logit(ours["high"][0]) - special.logit(rate)) / tq
     assert se_ours ** 2 * 11 / 12 == pytest.approx(fit.cov_params()[0, 0], rel=1e-6)
+
+
+def test_all_or_nothing_rates_get_the_per_participant_wilson_interval():
+    from gradreg_study.analysis import wilson_interval
+
+    k = np.array([[0.0, 4.0]] * 5)
+    res = intervals.cluster_robust(k, np.full_like(k, 4.0))
+    assert (res["low"][0], res["high"][0]) == pytest.approx(wilson_interval(0, 5))
+    assert (res["low"][1], res["high"][1]) == pytest.approx(wilson_interval(5, 5))
