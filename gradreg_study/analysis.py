@@ -558,8 +558,8 @@ def plot_shares(result: Analysis, *, title: str = "What people answered, per con
     x = np.arange(len(result.shares))
     for j, o in enumerate(OUTCOMES):
         share = np.array([s[f"share_{o}"] for s in result.shares])
-        err = np.array([[s[f"share_{o}"] - s[f"{o}_low"] for s in result.shares],
-                        [s[f"{o}_high"] - s[f"share_{o}"] for s in result.shares]])
+        err = np.clip([[s[f"share_{o}"] - s[f"{o}_low"] for s in result.shares],
+                       [s[f"{o}_high"] - s[f"share_{o}"] for s in result.shares]], 0, None)
         ax.bar(x + (j - 1) * width, share, width, yerr=err, capsize=2.5, color=colours[o],
                label=f"{o} class" if o != "other" else "other / can't tell")
     ax.set_xticks(x, [f"{label(s['condition'])}\n(n={s['n']})" for s in result.shares])

@@ -110,8 +110,8 @@ def _robust(k: np.ndarray, n: np.ndarray, contrast, confidence: float) -> dict:
     degenerate = (big_n > 0) & ((r == 0) | (r == 1))
     with np.errstate(invalid="ignore", divide="ignore"):
         w_lo, w_hi = _wilson(np.where(degenerate, r, 0.5) * p, np.full_like(r, p), confidence)
-    lo = np.where(degenerate, np.clip(w_lo, 0, 1), lo)
-    hi = np.where(degenerate, np.clip(w_hi, 0, 1), hi)
+    lo = np.where(degenerate, np.where(r == 0, 0.0, np.clip(w_lo, 0, 1)), lo)
+    hi = np.where(degenerate, np.where(r == 1, 1.0, np.clip(w_hi, 0, 1)), hi)
     out = {"rate": r, "low": lo, "high": hi}
     if contrast is not None:
         a, b = contrast

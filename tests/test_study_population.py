@@ -134,3 +134,50 @@ def test_report_response_times_perturbation_and_names():
     no_linf = _run(_study(), stimuli=[{"stimulus_id": "x"}])
     assert not no_linf.perturbation["reported"] and "records no 'linf'" in \
         no_linf.perturbation["reason"]
+
+
+def test_analyze_cli_marks_a_simulated_csv_simulated(tmp_path):
+    """``analyze --csv`` on rows whose mode says simulated: every output says SIMULATED and the
+    JSON can never say ``"simulated": false`` (the CSV carries no database meta)."""
+    import csv
+    import importlib
+    import pathlib
+
+    import numpy as np
+
+    from gradreg_study import simulation
+
+    pytest.importorskip("flask", reason="the study CLI needs the `study` extra")
+    study = simulation.toy_study(tmp_path / "toy", n_items=10)
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in range(6):
+        for s in study.stimuli + study.attention:
+            hit = rng.random() < (0.5 if s["condition"] == "doubleback" else 0.2)
+            rows.append({**EXPORT, "participant_id": f"s{p}",
+                         "mode": "simulated" if p == 0 else "human",
+                         "stimulus_id": s["stimulus_id"], "kind": s["kind"],
+                         "condition": s["condition"] or "", "item_id": s["item_id"] or "",
+                         "original_label": s["original_label"],
+                         "target": "" if s["target"] is None else s["target"],
+                         "choice": s["target"] if hit and s["target"] is not None
+                         else s["original_label"], "response_ms": 1200})
+    path = tmp_path / "answers.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    mp = pytest.MonkeyPatch()
+    mp.syspath_prepend(str(repo / "experiments"))
+    try:
+        cli = importlib.import_module("human_study")
+        out = tmp_path / "out"
+        cli.main(["analyze", str(study.root), "--csv", str(path), "--out", str(out),
+                  "--n-permutations", "99", "--n-bootstrap", "99", "--no-mixed"])
+    finally:
+        mp.undo()
+    assert json.loads((out / "answers_analysis.json").read_text())["simulated"] is True
+    assert "SIMULATED" in (out / "answers_analysis.md").read_text().splitlines()[0]
+    with open(out / "answers_analysis.csv", newline="") as f:
+        assert {r["simulated"] for r in csv.DictReader(f)} == {"1"}
