@@ -516,9 +516,9 @@ def markdown(result: Analysis, *, label=str, note: str = "") -> str:
                      f"({s['n_cant_tell']}) |")
     p = result.primary
     lines += ["", primary_text(result, label),
-              f"Chi-squared (condition x outcome, answers treated as independent: descriptive): "
-              f"χ² = {result.tests['chi2']['statistic']:.2f}, "
-              f"dof {result.tests['chi2']['dof']}, p = {result.tests['chi2']['p']:.3g}.",
+              ("Chi-squared (condition x outcome, answers treated as independent: descriptive): "
+               f"χ² = {result.tests['chi2']['statistic']:.2f}, "
+               f"dof {result.tests['chi2']['dof']}, p = {result.tests['chi2']['p']:.3g}."),
               f"{result.n_participants} participants kept, {len(result.excluded)} excluded"
               + ("" if result.flow else
                  f" (attention-check accuracy below {result.min_attention:g})") + ".",

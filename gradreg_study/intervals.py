@@ -33,7 +33,6 @@ Cost: the cluster-robust interval is O(participants x conditions); the bootstrap
 from __future__ import annotations
 
 import math
-
 from typing import Mapping, Sequence
 
 import numpy as np

@@ -63,8 +63,8 @@ class PopulationRule:
         """The rule as one sentence for the report."""
         parts = (["completed the study"] if self.require_completed else []) + [
             f"attention-check accuracy >= {self.min_attention:g}",
-            f"at most {100 * self.max_too_fast_share:g}% of answers faster than the minimum "
-            "plausible response time"]
+            (f"at most {100 * self.max_too_fast_share:g}% of answers faster than the minimum "
+             "plausible response time")]
         return ("Analysis population (pre-registered rule): participants who "
                 + ", ".join(parts) + "; practice answers never analysed.")
 

@@ -9,7 +9,7 @@ from gradreg_study import intervals
 # Scaling: the cluster-robust coverage is O(studies x participants x conditions), analytic
 # (2000 studies: well under a second); the bootstrap coverage adds O(studies x resamples x
 # participants) and runs here on 300 studies x 999 resamples (a few seconds on one core).
-SETTINGS = dict(n_participants=40, trials_per_condition=10, participant_sd=1.0)
+SETTINGS = {"n_participants": 40, "trials_per_condition": 10, "participant_sd": 1.0}
 
 
 def test_cluster_robust_intervals_cover_when_participants_differ():
