@@ -300,11 +300,24 @@ def analyze(argv) -> list[pathlib.Path]:
         p.error(f"{source} holds no answers yet")
     if args.n_permutations < 1 or args.n_bootstrap < 0:
         p.error("--n-permutations must be >= 1 and --n-bootstrap >= 0")
+    from gradreg_study import population
+
+    rule = population.DEFAULT_RULE
+    try:
+        population.check_columns(rows)
+    except ValueError:
+        # the server does not record completion, platform and timing columns yet: every answer
+        # is analysed under the attention rule alone, and the report states "no population rule"
+        rule = None
+        print("note: these answers carry no completion/timing columns; analysing every answer "
+              "(attention rule only, no pre-registered population rule).", file=sys.stderr)
     try:
         result = analysis.analyze(rows, study.conditions, primary=tuple(args.primary),
                                   alpha=args.alpha, min_attention=args.min_attention,
                                   n_permutations=args.n_permutations,
-                                  n_bootstrap=args.n_bootstrap, seed=args.seed, mixed=args.mixed)
+                                  n_bootstrap=args.n_bootstrap, seed=args.seed, mixed=args.mixed,
+                                  rule=rule, simulated=bool(simulated),
+                                  stimuli=study.stimuli)
     except ValueError as err:
         p.error(str(err))
     out = pathlib.Path(args.out) if args.out else study.root / "analysis"
