@@ -83,11 +83,78 @@ def budget_text(ds, args) -> str:
     return f"{head} ({n} batches per model, seed {args.seed})"
 
 
+STEP_SECONDS = {"plain": 0.146, "penalty": 0.351, "adversarial": 0.364, "both": 0.569}
+"""Seconds per training batch of 256 of the paper's MNIST CNN on the reference machine (AMD EPYC,
+2 cores, shared; README "Performance", ``bench/train_step.py``): the basis of the estimates
+:func:`training_plan` prints. The SVHN network is larger, so its estimates are lower bounds."""
+
+ALTERNATIVES = {
+    "mnist": "faithful and fastest: --budget paper (the default) answers from the shipped models "
+             "without training; --quick trains ~1 epoch per model (a pipeline check, not a "
+             "reproduction)",
+    "notmnist": "the default is --budget reduced because the training data is notMNIST_small, on "
+                "which the paper's schedule overfits (README, Reproduction status); faithful: "
+                "--budget paper with notMNIST_large.tar.gz in --data-dir (several CPU-hours); "
+                "faster: --quick (~1 epoch per model, a pipeline check, not a reproduction)",
+    "svhn": "faster: --budget reduced (a tenth of the schedule) or --quick (~1 epoch per model, a "
+            "pipeline check); --budget paper is the faithful setup",
+}
+"""What a user can run instead, per dataset, printed before any training."""
+
+
+def _step_seconds(recipe) -> float:
+    adversarial = getattr(recipe, "adversarial_eps", 0) > 0
+    penalty = getattr(recipe, "penalty", None) is not None
+    key = "both" if adversarial and penalty else "adversarial" if adversarial else (
+        "penalty" if penalty else "plain")
+    return STEP_SECONDS[key]
+
+
+def training_plan(ds, args, names) -> tuple[list[str], float]:
+    """Models of ``names`` that are neither shipped nor cached (so would be trained now), and an
+    estimate of the training time in seconds from :data:`STEP_SECONDS` (distillation: teacher and
+    student)."""
+    from gradreg_tf import recipes, zoo
+
+    nominal = zoo.resolve_batches(ds, args.budget, args.batches)
+    todo, seconds = [], 0.0
+    for name in names:
+        recipe = recipes.paper_recipe(ds.name, name, n_batches=nominal)
+        if zoo.shipped_match(ds, recipe, seed=args.seed) is not None:
+            continue
+        if zoo.cached_model_path(ds, name, budget=args.budget, n_batches=args.batches,
+                                 seed=args.seed, cache_dir=args.cache_dir).is_file():
+            continue
+        todo.append(name)
+        steps = [recipe] + ([zoo.teacher_recipe(recipe)] if recipe.distill else [])
+        seconds += sum(r.total_batches(len(ds.x_train)) * _step_seconds(r) for r in steps)
+    return todo, seconds
+
+
+def announce_training(ds, args, names) -> list[str]:
+    """Says, before any training, which models will be trained, for how long (estimated), and
+    what the faster or faithful alternative is. Returns the models to train."""
+    todo, seconds = training_plan(ds, args, names)
+    if not todo:
+        log(f"no training: all {len(names)} models are shipped or cached ({budget_text(ds, args)})")
+        return todo
+    teacher = " (+ the distilled model's teacher)" if "distilled" in todo else ""
+    log(f"will train {len(todo)} {ds.name} model(s): {', '.join(todo)}{teacher}; "
+        f"{budget_text(ds, args)}; estimated {seconds / 60:.0f} min on 2 CPU cores "
+        f"(from measured step times{', a lower bound for SVHN' if ds.name == 'svhn' else ''}); "
+        f"trained models are cached for every later script")
+    if ds.name in ALTERNATIVES:
+        log(f"instead: {ALTERNATIVES[ds.name]}")
+    return todo
+
+
 def paper_models(ds, args, names=None) -> dict:
-    """``{name: trained model}`` from the cache, training any that is missing."""
+    """``{name: trained model}`` from the cache, training any that is missing (announced first by
+    :func:`announce_training`)."""
     from gradreg_tf import recipes, zoo
 
     names = tuple(names or recipes.PAPER_MODELS)
+    announce_training(ds, args, names)
     strategy = cli.make_strategy(args.strategy)
     out = {}
     for i, name in enumerate(names, 1):
@@ -143,21 +210,49 @@ def _jsonable(value):
     return value
 
 
-def write_json(path, obj) -> pathlib.Path:
+def run_log_path(path) -> pathlib.Path:
+    """The git-ignored run log beside a JSON: ``x.json`` -> ``x.run.json``."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(obj), indent=1) + "\n")
+    return path.with_name(path.stem + ".run.json")
+
+
+def write_json(path, obj) -> pathlib.Path:
+    """Writes ``obj`` as JSON atomically; its ``"run"`` entry (see :func:`metadata`) goes to
+    :func:`run_log_path` instead, so the committed file holds results and provenance only."""
+    from gradreg_tf import cache
+
+    path = pathlib.Path(path)
+    obj = dict(obj)
+    run = obj.pop("run", None)
+    for target, content in ((path, obj), (run_log_path(path), run)):
+        if content is None:
+            continue
+        text = json.dumps(_jsonable(content), indent=1) + "\n"
+        cache.atomic_write(target, lambda tmp, t=text: pathlib.Path(tmp).write_text(t))
     return path
 
 
+RUN_KEYS = ("seconds", "audit_seconds")
+"""Extra metadata keys that vary from run to run (timings): kept in the run log, not the JSON."""
+
+HOST_OPTIONS = ("out", "cache_dir", "data_dir", "progress", "strategy")
+"""Options that name this machine or this terminal, not the result: kept in the run log."""
+
+
 def metadata(ds, args, script: str, **extra) -> dict:
-    """Provenance written into every JSON: data, budget, seed, versions, time, command."""
+    """Provenance written into every JSON: data, budget, seed, options, versions.
+
+    What varies from run to run or names the host (time written, durations, paths, machine)
+    goes under ``"run"``, which :func:`write_json` moves to a git-ignored run log, so that
+    re-running a script on the same models rewrites the committed JSON byte for byte.
+    """
     import matplotlib
     import numpy as np
     import tensorflow as tf
 
     import gradreg_tf
 
+    options = vars(args)
     return {
         "script": pathlib.Path(script).name,
         "dataset": ds.name,
@@ -167,12 +262,19 @@ def metadata(ds, args, script: str, **extra) -> dict:
         "batches_option": args.batches,
         "batches_per_model": batches_per_model(ds, args),
         "seed": args.seed,
-        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "options": {k: v for k, v in vars(args).items()},
+        "options": {k: v for k, v in options.items() if k not in HOST_OPTIONS},
         "versions": {"gradreg_tf": gradreg_tf.__version__, "tensorflow": tf.__version__,
                      "numpy": np.__version__, "matplotlib": matplotlib.__version__,
                      "python": platform.python_version()},
-        **extra,
+        **{k: v for k, v in extra.items() if k not in RUN_KEYS},
+        "run": {
+            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": [pathlib.Path(sys.argv[0]).name, *sys.argv[1:]],
+            "host": {"machine": platform.machine(), "processor": platform.processor(),
+                     "cpu_count": os.cpu_count(), "platform": platform.platform()},
+            "options": {k: options[k] for k in HOST_OPTIONS if k in options},
+            **{k: v for k, v in extra.items() if k in RUN_KEYS},
+        },
     }
 
 

@@ -12,7 +12,11 @@ Public API:
 
 __version__ = "0.1.0"
 
-import keras as _keras
+from gradreg_tf import _startup  # noqa: E402  (before keras/tensorflow: quiet start-up)
+
+_startup.quiet_tensorflow()
+
+import keras as _keras  # noqa: E402
 
 if _keras.backend.backend() != "tensorflow":  # pragma: no cover - environment guard
     raise RuntimeError(

@@ -19,6 +19,7 @@ import os
 import pathlib
 import tempfile
 
+from gradreg_tf import _startup
 from gradreg_tf.recipes import Budget
 
 STRATEGIES = {
@@ -131,8 +132,13 @@ class Parser(argparse.ArgumentParser):
                                   DEFAULT_TYPES[kwargs["type"]])
         return super().add_argument(*names, **kwargs)
 
+    default_dataset = "mnist"
+    """The dataset whose :func:`default_budget` applies when the parser has no ``--dataset``."""
+
     def parse_known_args(self, args=None, namespace=None):
         namespace, extra = super().parse_known_args(args, namespace)
+        if getattr(namespace, "budget", Budget.PAPER.value) is None:
+            namespace.budget = default_budget(getattr(namespace, "dataset", self.default_dataset))
         try:
             for dest, option in (("out", "--out"), ("cache_dir", "--cache-dir")):
                 if getattr(namespace, dest, None) is not None:
@@ -145,15 +151,29 @@ class Parser(argparse.ArgumentParser):
         return namespace, extra
 
 
+DEFAULT_BUDGETS = {"notmnist": Budget.REDUCED.value}
+"""``--budget`` when none is given, by dataset (else ``paper``). notMNIST: the bundled and usual
+training data is notMNIST_small (8,724 training images, 23 times fewer than the paper's
+notMNIST_large), on which the paper's schedule overfits instead of reproducing; the reduced
+budget is the setup the README reports."""
+
+
+def default_budget(dataset: str) -> str:
+    """The ``--budget`` used on ``dataset`` when none is given (:data:`DEFAULT_BUDGETS`)."""
+    return DEFAULT_BUDGETS.get(dataset, Budget.PAPER.value)
+
+
 def parser(description: str, *, dataset: bool = True, default_dataset: str = "mnist",
            out: str = "figures") -> Parser:
     """A :class:`Parser` with the options every experiment shares."""
     p = Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.default_dataset = default_dataset
     if dataset:
         p.add_argument("--dataset", default=default_dataset, choices=("mnist", "notmnist", "svhn"))
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--budget", default=Budget.PAPER.value, choices=[b.value for b in Budget],
-                        help="training budget: the paper's schedule, the reduced one, or ~1 epoch")
+    budget.add_argument("--budget", default=None, choices=[b.value for b in Budget],
+                        help="training budget: the paper's schedule, the reduced one, or ~1 epoch "
+                             "(default: paper; notmnist: reduced, see default_budget)")
     budget.add_argument("--quick", action="store_const", dest="budget", const=Budget.QUICK.value,
                         help="same as --budget quick")
     p.add_argument("--batches", type=int, default=None,
@@ -173,8 +193,16 @@ def parser(description: str, *, dataset: bool = True, default_dataset: str = "mn
 
 
 def quiet_tensorflow() -> None:
-    """Hides TensorFlow's C++ start-up chatter (call before importing tensorflow)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Quiet TensorFlow start-up, and one line naming the device when run as a script.
+
+    The quiet import itself happens when ``gradreg_tf`` is first imported (which this module
+    does), before TensorFlow is: see :mod:`gradreg_tf._startup`; the user's own
+    ``TF_CPP_MIN_LOG_LEVEL`` wins. The device line (standard error) is printed once, and only
+    when ``__main__`` is an ``experiments/`` script or a ``python -m gradreg_tf...`` module.
+    """
+    _startup.quiet_tensorflow()  # a no-op once gradreg_tf was imported
+    if _startup.running_as_entry_point():
+        _startup.announce_device()
 
 
 def make_strategy(name: str):

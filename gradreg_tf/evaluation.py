@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import zipfile
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -313,6 +314,9 @@ def transfer_grid(targets: Mapping[str, ModelFn], sources: Mapping[str, ModelFn]
 
 
 PER_EXAMPLE_FORMAT = 1
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+"""Timestamp of every member of the ``.npz`` (``np.savez`` stamps the current time), so the
+same results give the same bytes."""
 
 
 def _cell_name(attack, target, source, eps) -> str:
@@ -321,7 +325,8 @@ def _cell_name(attack, target, source, eps) -> str:
 
 def save_per_example(path, rows: Sequence[GridRow]):
     """Stores the per-image correctness of grid rows compactly (``.npz``, one bit per image and
-    cell) and atomically, so that every cell, and any statistic over images, can be recomputed.
+    cell), atomically and byte-reproducibly (fixed zip timestamps), so that every cell, and any
+    statistic over images, can be recomputed.
 
     Args:
         path: the ``.npz`` file to write (e.g. next to the grid's CSV).
@@ -346,11 +351,16 @@ def save_per_example(path, rows: Sequence[GridRow]):
     if len(set(names.tolist())) != len(names):
         raise ValueError("a grid cell is given twice in rows.")
 
-    def _write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, format=np.array(PER_EXAMPLE_FORMAT), cells=names,
-                                n_examples=np.array(ns.pop()),
-                                correct=np.packbits(matrix, axis=1))
+    arrays = {"format": np.array(PER_EXAMPLE_FORMAT), "cells": names,
+              "n_examples": np.array(ns.pop()), "correct": np.packbits(matrix, axis=1)}
+
+    def _write(tmp):  # np.savez_compressed's layout, but with a fixed zip timestamp
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for key, value in arrays.items():
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with zf.open(info, "w") as f:
+                    np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
 
     return cache.atomic_write(path, _write)
 

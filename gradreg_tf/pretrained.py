@@ -329,7 +329,9 @@ def _main(argv) -> int:
     args = p.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         p.error(f"--threads must be a positive integer, received {args.threads}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from gradreg_tf import _startup
+
+    _startup.announce_device()  # TensorFlow was imported quietly with gradreg_tf
     meta = manifest(args.dataset, args.model)
     import tensorflow as tf
 

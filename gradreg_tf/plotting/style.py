@@ -70,9 +70,18 @@ def new_figure(figsize=(6.4, 4.8), *, layout: str | None = "constrained") -> Fig
     return Figure(figsize=figsize, layout=layout)
 
 
+FIXED_METADATA = {
+    "png": {"Software": "gradreg_tf"},
+    "pdf": {"Creator": "gradreg_tf", "Producer": "gradreg_tf", "CreationDate": None},
+}
+"""File metadata per format: no creation date, no library version, so that the same figure
+gives the same bytes (a changed committed figure then always means a changed result)."""
+
+
 def save_figure(fig, stem: str | os.PathLike, *, formats: Sequence[str] = ("png", "pdf"),
                 dpi: int = 150) -> list[pathlib.Path]:
-    """Saves ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` (creating the directory).
+    """Saves ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` (creating the directory), each
+    atomically and with :data:`FIXED_METADATA`, so the bytes depend on the figure only.
 
     Args:
         fig: a matplotlib Figure.
@@ -83,11 +92,14 @@ def save_figure(fig, stem: str | os.PathLike, *, formats: Sequence[str] = ("png"
     Returns:
         The written paths.
     """
+    from gradreg_tf import cache
+
     stem = pathlib.Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in formats:
         path = stem.with_name(f"{stem.name}.{ext}")
-        fig.savefig(path, dpi=dpi, metadata={"Software": "gradreg_tf"} if ext == "png" else None)
+        cache.atomic_write(path, lambda tmp, e=ext: fig.savefig(
+            tmp, format=e, dpi=dpi, metadata=FIXED_METADATA.get(e)))
         paths.append(path)
     return paths
