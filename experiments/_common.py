@@ -246,11 +246,7 @@ def metadata(ds, args, script: str, **extra) -> dict:
     goes under ``"run"``, which :func:`write_json` moves to a git-ignored run log, so that
     re-running a script on the same models rewrites the committed JSON byte for byte.
     """
-    import matplotlib
-    import numpy as np
-    import tensorflow as tf
-
-    import gradreg_tf
+    from gradreg_tf import provenance
 
     options = vars(args)
     return {
@@ -263,9 +259,8 @@ def metadata(ds, args, script: str, **extra) -> dict:
         "batches_per_model": batches_per_model(ds, args),
         "seed": args.seed,
         "options": {k: v for k, v in options.items() if k not in HOST_OPTIONS},
-        "versions": {"gradreg_tf": gradreg_tf.__version__, "tensorflow": tf.__version__,
-                     "numpy": np.__version__, "matplotlib": matplotlib.__version__,
-                     "python": platform.python_version()},
+        "versions": provenance.versions(("gradreg_tf", "tensorflow", "numpy", "matplotlib",
+                                         "python")),
         **{k: v for k, v in extra.items() if k not in RUN_KEYS},
         "run": {
             "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

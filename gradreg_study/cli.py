@@ -358,15 +358,9 @@ def _now() -> str:
 
 
 def _versions() -> dict:
-    import platform
+    from gradreg_tf import provenance
 
-    import numpy
-    import scipy
-
-    import gradreg_tf
-
-    return {"gradreg_tf": gradreg_tf.__version__, "numpy": numpy.__version__,
-            "scipy": scipy.__version__, "python": platform.python_version()}
+    return provenance.versions(("gradreg_tf", "numpy", "scipy", "python"))
 
 
 def _attack_text(study) -> str:

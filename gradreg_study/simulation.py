@@ -19,8 +19,9 @@ import numpy as np
 
 from gradreg_study import analysis, stimuli
 from gradreg_study.storage import CANT_TELL
+from gradreg_tf.recipes import PAPER_MODELS
 
-PAPER_CONDITIONS = ("normal", "distilled", "advtrain", "insensitive", "doubleback")
+PAPER_CONDITIONS = PAPER_MODELS  # the study shows the paper's five models
 
 
 class SimulationError(RuntimeError):

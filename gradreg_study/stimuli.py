@@ -33,7 +33,6 @@ import json
 import math
 import os
 import pathlib
-import platform
 import re
 import shutil
 import tempfile
@@ -373,11 +372,10 @@ def _layout(dataset, names, crafted, idx, y, targets, att_idx, models, bounds):
 
 
 def _versions() -> dict:
-    import gradreg_tf
+    from gradreg_tf import provenance
 
     return {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "gradreg_tf": gradreg_tf.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+            **provenance.versions(("gradreg_tf", "numpy", "python"))}
 
 
 def _write_png(path: pathlib.Path, image: np.ndarray) -> None:

@@ -85,13 +85,21 @@ def projection_deviation(a, b) -> float:
     return worst
 
 
-def versions() -> dict:
-    """The library versions a model was trained, replayed or measured with."""
-    import keras
-    import tensorflow as tf
+TRAINING_PACKAGES = ("python", "tensorflow", "keras", "numpy")
+"""The versions recorded with a trained, replayed or measured model."""
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__}
+
+def versions(packages=TRAINING_PACKAGES) -> dict:
+    """``{package: version}`` in the order given (``"python"``: the interpreter's version); the
+    one place versions are recorded (model sidecars, figure JSON, study provenance).
+
+    Raises:
+        ModuleNotFoundError: if a named package is not installed.
+    """
+    import importlib
+
+    return {name: platform.python_version() if name == "python"
+            else importlib.import_module(name).__version__ for name in packages}
 
 
 def machine_signature() -> dict:
