@@ -35,10 +35,15 @@ ATTACKS = ("fgsm", "tgsm")
 
 
 def _n_examples(text: str):
-    value = int(text) if text.isdigit() else 0
-    if text != "all" and value < 1:
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
         raise ValueError(f"--n-examples must be a positive integer or 'all', received {text!r}")
-    return text if text == "all" else value
+    return value
 
 
 def build_parser(default_dataset: str = "mnist"):

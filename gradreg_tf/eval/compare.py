@@ -15,7 +15,7 @@ import math
 import pathlib
 
 from gradreg_tf import evaluation, published
-from gradreg_tf.eval import claims
+from gradreg_tf.eval import claims, metrics
 
 __all__ = ["CELL_GROUPS", "cell_group", "cell_table", "claim_grid", "claim_source", "compare",
            "grid_vs_published", "model_cells", "paper_claims", "read_transfer_csv", "to_markdown"]
@@ -106,17 +106,24 @@ def compare(rows, *, claim_rows=None, log=None) -> tuple[list[dict], list[dict]]
             summary.append({"dataset": dataset, "attack": attack,
                             "mean_abs_diff": claims.mean_abs_difference(ours, theirs, attack),
                             "n_cells": len(common)})
-        try:
-            mine = claims.transfer_claims([r for r in claim_rows if r["dataset"] == dataset])
-            published_claims = claims.transfer_claims(theirs)
-        except claims.MissingCellError as err:  # a partial grid (e.g. fewer models or attacks)
-            if log is not None:
-                log(f"claims not evaluated for {dataset}: {err}")
-            continue
-        out += [{"dataset": dataset, "claim": c.name, "ours": c.holds,
-                 "published": published_claims[key].holds, "margin": c.margin,
-                 "detail": c.detail} for key, c in mine.items()]
+        mine = [r for r in claim_rows if r["dataset"] == dataset]
+        out += [{"dataset": dataset, "claim": c.name, "ours": c.holds, "published": holds,
+                 "margin": c.margin, "detail": c.detail}
+                for _, c, holds in _side_by_side(mine, theirs, log=log, where=f" for {dataset}")]
     return summary, out
+
+
+def _side_by_side(rows, published_rows, *, log, where: str = "") -> list[tuple]:
+    """``[(key, our Claim, holds on the published grid)]``; empty (and ``log`` told why) when a
+    claim needs a cell the grid lacks (a partial grid, e.g. fewer models or custom eps)."""
+    try:
+        ours = claims.transfer_claims(rows)
+        theirs = claims.transfer_claims(published_rows)
+    except claims.MissingCellError as err:
+        if log is not None:
+            log(f"claims not evaluated{where}: {err}")
+        return []
+    return [(key, c, theirs[key].holds) for key, c in ours.items()]
 
 
 def to_markdown(summary, claim_rows, *, label: str = "") -> str:
@@ -183,15 +190,10 @@ def paper_claims(rows, dataset: str, *, log=None) -> list[dict]:
     them) and on the published grid of ``dataset``, one dict per claim: ``claim, key, ours,
     margin_se, published, detail``. A grid lacking cells a claim needs (e.g. custom eps) gives
     no claims (``log`` is told why); malformed rows raise ``ValueError``."""
-    try:
-        ours = claims.transfer_claims(rows)
-        theirs = claims.transfer_claims(published.load_transfer(dataset=dataset))
-    except claims.MissingCellError as err:
-        if log is not None:
-            log(f"claims not evaluated: {err}")
-        return []
-    return [{"claim": a.name, "key": key, "ours": a.holds, "margin_se": round(a.margin, 2),
-             "published": theirs[key].holds, "detail": a.detail} for key, a in ours.items()]
+    return [{"claim": c.name, "key": key, "ours": c.holds, "margin_se": round(c.margin, 2),
+             "published": holds, "detail": c.detail}
+            for key, c, holds in _side_by_side(rows, published.load_transfer(dataset=dataset),
+                                               log=log)]
 
 
 def claim_grid(models, dataset_obj, *, n_claims: int, grid, epsilons, min_images: int = 0,
@@ -225,8 +227,6 @@ def grid_vs_published(rows, dataset: str, attack: str, models, epsilons, n_examp
         ``{"vs_published": metrics.grid_agreement(...), "blackbox_mean_ours": ...,
         "blackbox_mean_published": ...}`` (:mod:`gradreg_tf.eval.metrics`).
     """
-    from gradreg_tf.eval import metrics
-
     theirs_rows = published.load_transfer(dataset=dataset, attack=attack)
     ours, theirs = (published.grid_array(g, sources=models, targets=models, epsilons=epsilons)
                     for g in (rows, theirs_rows))
