@@ -19,11 +19,9 @@ import datetime
 import enum
 import io
 import json
-import os
 import pathlib
 import secrets
 import sqlite3
-import tempfile
 import threading
 from typing import Callable, Iterator
 
@@ -403,15 +401,12 @@ class Store:
 
     def export_csv(self, path) -> pathlib.Path:
         """Writes :meth:`csv_text` to ``path`` atomically (temporary file + rename)."""
-        path = pathlib.Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from gradreg_tf import cache  # the one atomic writer (TensorFlow: only when exporting)
+
         text = self.csv_text()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", newline="") as f:
+
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
                 f.write(text)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+
+        return cache.atomic_write(path, write)
