@@ -1,7 +1,7 @@
 """Plumbing shared by the figure scripts: options, models, captions, CSV/JSON/figure output.
 
 Not a library API: every script is ``main(argv=None)`` = parse, call the library
-(:mod:`gradreg_tf.zoo`, :mod:`gradreg_tf.evaluation`, :mod:`gradreg_tf.attacks`,
+(:mod:`gradreg_tf.zoo`, :mod:`gradreg_tf.eval.grids`, :mod:`gradreg_tf.attacks`,
 :mod:`gradreg_tf.saliency`), plot (:mod:`gradreg_tf.plotting`), and write here.
 """
 

@@ -4,7 +4,7 @@
 
 Ross & Doshi-Velez (AAAI 2018), MNIST cells 29 (FGSM) and 41 (TGSM, target (y+1) mod K);
 notMNIST 20/27, SVHN 19/26: the examples of the transfer grids at one eps, made as there
-(:func:`gradreg_tf.evaluation.leading_signs`: chunk-mean cross-entropy, exactly-zero
+(:func:`gradreg_tf.eval.grids.leading_signs`: chunk-mean cross-entropy, exactly-zero
 gradients leave pixels unperturbed, which is why the paper's distilled row is nearly clean).
 Each image is drawn with its own min/max. Writes ``<dataset>_examples_<attack>.png/.pdf``,
 ``<dataset>_examples.csv`` (attack, source, image, label, each model's prediction) and
@@ -26,8 +26,9 @@ def main(argv=None):
 
     import numpy as np
 
-    from gradreg_tf import evaluation, plotting, saliency
+    from gradreg_tf import plotting, saliency
     from gradreg_tf.attacks import predict_labels
+    from gradreg_tf.eval import grids
 
     ds = _common.load_dataset(args)
     n = min(args.n_images, len(ds.x_test))
@@ -37,8 +38,8 @@ def main(argv=None):
     for attack in ("fgsm", "tgsm"):
         shown = []
         for source, model in models.items():
-            signs = evaluation.leading_signs(model, x, y, n, attack=attack, bounds=ds.bounds)
-            x_adv = evaluation.perturb(x[:n], signs, args.eps, attack=attack, bounds=ds.bounds)
+            signs = grids.leading_signs(model, x, y, n, attack=attack, bounds=ds.bounds)
+            x_adv = grids.perturb(x[:n], signs, args.eps, attack=attack, bounds=ds.bounds)
             shown.append(saliency.minmax(x_adv))
             preds = {t: predict_labels(m, x_adv, batch_size=n) for t, m in models.items()}
             fooled[f"{attack}/{source}"] = {t: int(np.sum(v != y[:n])) for t, v in preds.items()}

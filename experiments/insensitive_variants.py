@@ -11,7 +11,7 @@ models, all cached) and scores each candidate in the published model's place:
 
 * clean accuracy on the test set (``--n-test``) against the published one;
 * FGSM and TGSM transfer grids on the first 256 test images exactly as the notebooks
-  (:func:`gradreg_tf.evaluation.transfer_grid`), with the candidate playing "insensitive": mean
+  (:func:`gradreg_tf.eval.grids.transfer_grid`), with the candidate playing "insensitive": mean
   |ours − published| over the cells where "insensitive" is the target (other sources), the source
   (other targets), and the white-box cells (:func:`gradreg_tf.eval.compare.model_cells`).
 
@@ -36,8 +36,8 @@ def main(argv=None):
     _common.add_n_test(p)
     args = p.parse_args(argv)
 
-    from gradreg_tf import evaluation, plotting, published
-    from gradreg_tf.eval import compare
+    from gradreg_tf import plotting, published
+    from gradreg_tf.eval import compare, grids
 
     ds = _common.load_dataset(args)
     n = _common.n_test(ds, args)
@@ -49,12 +49,12 @@ def main(argv=None):
 
     rows, pairs, notes = [], {}, {"fgsm": [], "tgsm": []}
     for name, model in candidates.items():
-        clean = evaluation.accuracy(model, ds.x_test[:n], ds.y_test[:n])
+        clean = grids.accuracy(model, ds.x_test[:n], ds.y_test[:n])
         _common.log(f"{name}: clean accuracy {clean:.4f} on {n} test images "
                     f"(published {clean_published})")
         models = dict(base, insensitive=model)
         for attack in ("fgsm", "tgsm"):
-            grid = [r.as_dict() for r in evaluation.transfer_grid(
+            grid = [r.as_dict() for r in grids.transfer_grid(
                 models, models, ds.x_test, ds.y_test, attack=attack, bounds=ds.bounds,
                 n_examples=n_grid)]
             cells = compare.model_cells(grid, published.load_transfer(dataset=ds.name,

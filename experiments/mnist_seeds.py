@@ -38,7 +38,8 @@ def grid_file(seed: int) -> pathlib.Path:
 def seed_grid(ds, seed: int, *, progress: bool):
     """The seed's per-image grid rows: stored, or computed now from its five models (None if
     they are not all there)."""
-    from gradreg_tf import evaluation, pretrained, recipes
+    from gradreg_tf import pretrained, recipes
+    from gradreg_tf.eval import grids
 
     path = grid_file(seed)
     if not path.is_file():
@@ -52,11 +53,11 @@ def seed_grid(ds, seed: int, *, progress: bool):
             raise SystemExit(f"{root}: a manifest's seed is not {seed}.")
         models = {m: pretrained.load("mnist", m, root=root) for m in recipes.PAPER_MODELS}
         _common.log(f"seed {seed}: attacking its five models (first {N_CLAIMS} test images)")
-        rows = [r for attack in ("fgsm", "tgsm") for r in evaluation.transfer_grid(
+        rows = [r for attack in ("fgsm", "tgsm") for r in grids.transfer_grid(
             models, models, ds.x_test[:N_CLAIMS], ds.y_test[:N_CLAIMS], attack=attack,
             bounds=ds.bounds, n_examples=N_CLAIMS, progress=progress)]
-        evaluation.save_per_example(path, rows)
-    return evaluation.per_example_rows(evaluation.load_per_example(path))
+        grids.save_per_example(path, rows)
+    return grids.per_example_rows(grids.load_per_example(path))
 
 
 def main(argv=None):
@@ -85,26 +86,25 @@ def main(argv=None):
     from gradreg_tf.eval import seeds as S
 
     ds = data.load("mnist", data_dir=args.data_dir)
-    grids, clean = {}, {}
+    seed_grids, clean = {}, {}
     for seed in seeds:
         rows = seed_grid(ds, seed, progress=args.progress)
         if rows is not None:
-            grids[seed] = rows
+            seed_grids[seed] = rows
             clean[seed] = {m: pretrained.manifest("mnist", m, root=run_root(seed))
                            ["clean_test_accuracy"] for m in recipes.PAPER_MODELS}
-    if not grids:
+    if not seed_grids:
         raise SystemExit("no seed has all five models yet: nothing to report.")
-    report = S.seed_report(grids, published.load_transfer(dataset="mnist"), clean=clean)
+    report = S.seed_report(seed_grids, published.load_transfer(dataset="mnist"), clean=clean)
     stem = out / "mnist_seeds"
     _common.write_csv(stem.with_suffix(".csv"), S.report_rows(report))
-    missing = [s for s in seeds if s not in grids]
+    missing = [s for s in seeds if s not in seed_grids]
     stem.with_suffix(".md").write_text(S.report_markdown(report, missing=missing))
-    from gradreg_tf import evaluation
-    from gradreg_tf.eval import claims
+    from gradreg_tf.eval import claims, grids
 
-    eps, targets = evaluation.PAPER_EPSILONS, claims.NON_DISTILLED
+    eps, targets = grids.PAPER_EPSILONS, claims.NON_DISTILLED
     pub = published.load_transfer(dataset="mnist")
-    curves = {a.upper(): np.array([[claims.blackbox_curve(grids[s], a, t, eps) for t in targets]
+    curves = {a.upper(): np.array([[claims.blackbox_curve(seed_grids[s], a, t, eps) for t in targets]
                                    for s in report.seeds]) for a in ("fgsm", "tgsm")}
     reference = {a.upper(): np.array([claims.blackbox_curve(pub, a, t, eps) for t in targets])
                  for a in ("fgsm", "tgsm")}

@@ -4,7 +4,7 @@
         [--n-test 1000] [--steps 40] [--restarts 5] [--epsilons 0.1,0.2,...] [--models ...]
         [--apgd-steps 100] [--apgd-targets 3] [--square-queries 1000]
 
-Beyond the paper (:mod:`gradreg_tf.audit`): for each model, accuracy vs eps on the first
+Beyond the paper (:mod:`gradreg_tf.eval.audit`): for each model, accuracy vs eps on the first
 ``--n-test`` test images under FGSM and PGD (40 steps of 2.5·eps/40, 5 random restarts) on the
 cross-entropy and on the Carlini-Wagner margin, APGD-CE and APGD-T (targeted DLR, Croce & Hein
 2020), the gradient-free Square Attack, the best transfer attack from the other models,
@@ -18,7 +18,7 @@ raised, cleared or "not evaluated" when the run did not measure its evidence). W
 * ``<stem>.png``/``.pdf``: one panel per model, accuracy vs eps per attack, worst case bold;
 * ``<stem>.json``: provenance, settings, clean accuracy, diagnostics, timing, the summary;
 * ``<stem>.per_example.npz``: which images survive which attack at which eps
-  (:func:`gradreg_tf.audit.save_per_example`), so the worst case can be recomputed on any
+  (:func:`gradreg_tf.eval.audit.save_per_example`), so the worst case can be recomputed on any
   subset of the images;
 * ``<stem>.md``: the summary table (transfer, which the paper's claims are about, beside the
   worst case).
@@ -45,7 +45,7 @@ CSV_FIELDS = ("dataset", "budget", "model", "attack", "eps", "accuracy", "n_corr
 
 
 def build_parser():
-    from gradreg_tf.audit import AUDIT_EPSILONS
+    from gradreg_tf.eval.audit import AUDIT_EPSILONS
     from gradreg_tf.recipes import PAPER_MODELS
 
     p = _common.parser(__doc__.splitlines()[0])
@@ -68,7 +68,8 @@ def build_parser():
 def summary_rows(result, table_eps) -> list[dict]:
     """Per model: clean accuracy, best transfer and worst case at ``table_eps``, the strongest
     single attack at the largest of them, and the masking checks that fired."""
-    from gradreg_tf import audit, plotting
+    from gradreg_tf import plotting
+    from gradreg_tf.eval import audit
 
     # (not Square: it attacks only the gradient attacks' survivors, so its curve is a joint one)
     single = ([a.value for a in audit.WhiteBox] + [audit.APGD_CE, audit.APGD_T]
@@ -121,7 +122,7 @@ def _tmp(path: pathlib.Path) -> pathlib.Path:
 
 
 def main(argv=None):
-    """Runs the audit; returns the :class:`gradreg_tf.audit.AuditResult`."""
+    """Runs the audit; returns the :class:`gradreg_tf.eval.audit.AuditResult`."""
     from gradreg_tf.recipes import PAPER_MODELS
 
     p = build_parser()
@@ -143,7 +144,8 @@ def main(argv=None):
     if args.attack_seed < 0:
         p.error(f"--attack-seed must be >= 0, received {args.attack_seed}")
 
-    from gradreg_tf import audit, plotting
+    from gradreg_tf import plotting
+    from gradreg_tf.eval import audit
     from gradreg_tf.plotting.audit import AUDIT_STYLES, plot_robustness_audit
 
     start = time.time()

@@ -28,7 +28,8 @@ def main(argv=None):
                    help="enable TensorFlow op determinism (bitwise-reproducible resume)")
     args = p.parse_args(argv)
 
-    from gradreg_tf import data, evaluation, recipes, training, zoo
+    from gradreg_tf import data, recipes, training, zoo
+    from gradreg_tf.eval import grids
 
     if args.deterministic:
         training.enable_determinism()
@@ -44,7 +45,7 @@ def main(argv=None):
         model = zoo.trained_model(ds, name, budget=args.budget, n_batches=args.batches,
                                   seed=args.seed, cache_dir=args.cache_dir,
                                   progress=args.progress, strategy=strategy)
-        acc = evaluation.accuracy(model, ds.x_test, ds.y_test)
+        acc = grids.accuracy(model, ds.x_test, ds.y_test)
         rows.append({"dataset": ds.name, "model": name, "budget": cli.budget_label(args),
                      "seed": args.seed, "clean_accuracy": round(float(acc), 4),
                      "seconds": round(time.time() - start, 1)})

@@ -5,7 +5,7 @@
 Ross & Doshi-Velez (AAAI 2018), "CNN Accuracy on <dataset> Adversarial Examples": for each
 attack, the accuracy of each of the five paper models (target) on single-step examples made
 from each model's input gradients (source), eps in {0, 0.1, ..., 0.7}, first 256 test images,
-computed as the notebooks did (:func:`gradreg_tf.evaluation.transfer_grid`). Models come from
+computed as the notebooks did (:func:`gradreg_tf.eval.grids.transfer_grid`). Models come from
 the cache or are trained on the way. Writes, in ``--out`` (default ``figures/``):
 
 * ``<dataset>_transfer.csv``: the published file's columns (dataset, attack, target_model,
@@ -72,10 +72,10 @@ def main(argv=None, *, default_dataset: str = "mnist"):
     if bad or not attacks:
         p.error(f"--attacks: unknown {bad or attacks}; choose from {', '.join(ATTACKS)}")
 
-    from gradreg_tf import evaluation, plotting, published
-    from gradreg_tf.eval import compare
+    from gradreg_tf import plotting, published
+    from gradreg_tf.eval import compare, grids
 
-    epsilons = evaluation.PAPER_EPSILONS if args.epsilons is None else args.epsilons
+    epsilons = grids.PAPER_EPSILONS if args.epsilons is None else args.epsilons
     start = time.time()
     ds = _common.load_dataset(args)
     n_test = len(ds.x_test)
@@ -86,12 +86,12 @@ def main(argv=None, *, default_dataset: str = "mnist"):
     models = _common.paper_models(ds, args)
     names, x, y = list(models), ds.x_test, ds.y_test
     limit = max(n, n_all)  # the notebooks computed SVHN gradients on Xt[:4000] only
-    clean = {name: evaluation.accuracy(m, x[:n], y[:n], batch_size=n) for name, m in models.items()}
+    clean = {name: grids.accuracy(m, x[:n], y[:n], batch_size=n) for name, m in models.items()}
     rows, summary, grid_objects = [], {}, []
     for attack in attacks:
-        grid_rows = evaluation.transfer_grid(models, models, x[:limit], y[:limit], attack=attack,
-                                             epsilons=epsilons, bounds=ds.bounds, n_examples=n,
-                                             progress=args.progress)
+        grid_rows = grids.transfer_grid(models, models, x[:limit], y[:limit], attack=attack,
+                                        epsilons=epsilons, bounds=ds.bounds, n_examples=n,
+                                        progress=args.progress)
         grid_objects += grid_rows
         these = [dict(dataset=ds.name, **r.as_dict(),
                       whitebox=int(r.target_model == r.source_model)) for r in grid_rows]
@@ -120,7 +120,7 @@ def main(argv=None, *, default_dataset: str = "mnist"):
             _common.log(f"claims: transfer grids on the first {n_claims} test images")
         claim_grid = compare.claim_grid(models, ds, n_claims=n_claims, grid=grid_objects,
                                         epsilons=epsilons, min_images=n_all, progress=args.progress)
-        evaluation.save_per_example(_common.stem(args, ds, "transfer").with_suffix(
+        grids.save_per_example(_common.stem(args, ds, "transfer").with_suffix(
             ".per_example.npz"), claim_grid)
         claims = compare.paper_claims([r.as_dict(per_example=True) for r in claim_grid], ds.name,
                                       log=_common.log)

@@ -8,7 +8,7 @@ Ross & Doshi-Velez (AAAI 2018), MNIST cells 35 and 47 (notMNIST 24/31, SVHN 23/3
 normal, adversarially trained and Grad Reg (y) models at one eps (MNIST 0.4, others 0.5), on
 the first 256 test images, the overlap of the sets of examples that Grad Reg (y), Adv. Trained
 and Normal misclassify. Examples crafted as in the transfer grids
-(:func:`gradreg_tf.evaluation.leading_signs`). Writes ``<dataset>_venn_<attack>.png/.pdf``,
+(:func:`gradreg_tf.eval.grids.leading_signs`). Writes ``<dataset>_venn_<attack>.png/.pdf``,
 ``<dataset>_venn.csv`` (attack, eps, source, region, count) and ``<dataset>_venn.json``.
 """
 
@@ -35,7 +35,8 @@ def main(argv=None):
 
     import numpy as np
 
-    from gradreg_tf import evaluation, plotting
+    from gradreg_tf import plotting
+    from gradreg_tf.eval import grids
     from gradreg_tf.eval.metrics import region_counts
 
     attacks = [a.strip().lower() for a in args.attacks.split(",") if a.strip()]
@@ -52,9 +53,9 @@ def main(argv=None):
         fig.get_layout_engine().set(h_pad=0.12)
         axes = fig.subplots(1, len(SOURCES))
         for ax, source in zip(axes, SOURCES):
-            signs = evaluation.leading_signs(models[source], x, ds.y_test, n, attack=attack,
-                                             bounds=ds.bounds)
-            x_adv = evaluation.perturb(x[:n], signs, eps, attack=attack, bounds=ds.bounds)
+            signs = grids.leading_signs(models[source], x, ds.y_test, n, attack=attack,
+                                        bounds=ds.bounds)
+            x_adv = grids.perturb(x[:n], signs, eps, attack=attack, bounds=ds.bounds)
             fooled = [evaluation_mistakes(models[m], x_adv, y) for m in SETS]
             counts = region_counts(fooled)
             plotting.plot_venn3(counts, [plotting.model_label(m) for m in SETS],

@@ -16,10 +16,11 @@ import keras
 import numpy as np
 
 from gradreg_tf import cache as _cache
-from gradreg_tf import distillation, evaluation, fingerprints, zoo
+from gradreg_tf import distillation, fingerprints, zoo
 from gradreg_tf import pretrained as P
 from gradreg_tf import provenance as _prov
 from gradreg_tf import recipes as R
+from gradreg_tf.eval import grids
 
 
 def _read_sidecar(model_file: pathlib.Path) -> dict:
@@ -85,8 +86,8 @@ def export(dataset_obj, model: str, *, seed: int = 0, cache_dir=None, root=None)
         "bounds": [float(np.min(dataset_obj.x_train)), float(np.max(dataset_obj.x_train))],
         "weights_file": path.name, "sha256": _cache.file_sha256(path),
         "size_bytes": path.stat().st_size, "curves_file": curves.name,
-        "clean_test_accuracy": round(evaluation.accuracy(trained, dataset_obj.x_test,
-                                                         dataset_obj.y_test), 6),
+        "clean_test_accuracy": round(grids.accuracy(trained, dataset_obj.x_test,
+                                                    dataset_obj.y_test), 6),
         "n_test": int(len(dataset_obj.x_test)),
         "provenance": side["provenance"], "op_determinism": True,
         "trained_with": side.get("versions") or _prov.versions(),

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradreg_tf import evaluation, gradients
+from gradreg_tf import gradients
 from gradreg_tf.attacks import (JSMAResult, fgsm, fgsm_signs, jsma, predict_labels,
                                 random_sign_noise, tgsm)
 from gradreg_tf.attacks.jsma import best_pairs
+from gradreg_tf.eval import grids
 
 SHAPE = (4, 4, 1)
 N_FEATURES = 16
@@ -451,8 +452,8 @@ NOT_LOGITS_CALLS = {
     "jsma": lambda m, x: jsma(m, x, y_target=[0] * len(x), bounds=(0, 1)),
     "pgd": lambda m, x: __import__("gradreg_tf.attacks", fromlist=["pgd"]).pgd(
         m, x, 0.1, bounds=(0, 1), steps=2),
-    "accuracy": lambda m, x: evaluation.accuracy(m, x, [0] * len(x)),
-    "gradient_signs": lambda m, x: evaluation.gradient_signs(m, x, [0] * len(x), bounds=(0, 1)),
+    "accuracy": lambda m, x: grids.accuracy(m, x, [0] * len(x)),
+    "gradient_signs": lambda m, x: grids.gradient_signs(m, x, [0] * len(x), bounds=(0, 1)),
 }
 
 

@@ -1,4 +1,4 @@
-"""Tests of gradreg_tf.audit, its figure and experiments/robustness_audit.py.
+"""Tests of gradreg_tf.eval.audit, its figure and experiments/robustness_audit.py.
 
 The done-when test trains three small MLPs on 3000 real MNIST images (a few seconds of CPU): a
 normal model, and a distilled student trained at T=50 on the soft labels of a T=50 teacher and
@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 import gradreg_tf as g
-from gradreg_tf import audit, pretrained, zoo
+from gradreg_tf import pretrained, zoo
 from gradreg_tf.attacks import apgd, fgsm, pgd, predict_labels, random_sign_noise, square
+from gradreg_tf.eval import audit
 from gradreg_tf.plotting.audit import AUDIT_STYLES, plot_robustness_audit
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"

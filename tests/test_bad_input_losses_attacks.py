@@ -19,7 +19,8 @@ from bad_input_support import (
     with_nan,
 )
 
-from gradreg_tf import attacks, evaluation, penalties
+from gradreg_tf import attacks, penalties
+from gradreg_tf.eval import grids
 
 T = CaseTable()
 case = T.add
@@ -238,7 +239,7 @@ def add_evaluation_cases():
             n_examples=10,
         )
         args.update(k)
-        return evaluation.transfer_grid(
+        return grids.transfer_grid(
             args.pop("targets"), args.pop("sources"), args.pop("x"), args.pop("y"), **args
         )
 
@@ -265,30 +266,30 @@ def add_evaluation_cases():
         "transfer_grid eps 0 = clean accuracy",
         lambda: grid(epsilons=(0.0,)),
         expect="ok",
-        check=lambda rows: np.isclose(rows[0].accuracy, evaluation.accuracy(model, x[:10], y[:10])),
+        check=lambda rows: np.isclose(rows[0].accuracy, grids.accuracy(model, x[:10], y[:10])),
     )
     case(
         a,
         "accuracy batch_size 0",
-        lambda: evaluation.accuracy(model, x, y, batch_size=0),
+        lambda: grids.accuracy(model, x, y, batch_size=0),
         mentions=("batch_size",),
     )
     case(
         a,
         "accuracy labels out of range",
-        lambda: evaluation.accuracy(model, x, y + 5),
+        lambda: grids.accuracy(model, x, y + 5),
         mentions=("[0, 2]",),
     )
     case(
         a,
         "accuracy uint8 x",
-        lambda: evaluation.accuracy(model, (x * 255).astype("uint8"), y),
+        lambda: grids.accuracy(model, (x * 255).astype("uint8"), y),
         mentions=("uint8",),
     )
     case(
         a,
         "gradient_signs attack 'bogus'",
-        lambda: evaluation.gradient_signs(model, x, y, attack="bogus", bounds=(0, 1)),
+        lambda: grids.gradient_signs(model, x, y, attack="bogus", bounds=(0, 1)),
         mentions=("bogus",),
     )
 

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from gradreg_tf import evaluation, published
-from gradreg_tf.eval import claims
+from gradreg_tf import published
+from gradreg_tf.eval import claims, grids
 
 MODELS = claims.PAPER_MODELS
 
@@ -20,7 +20,7 @@ def synthetic_rows(acc_of, *, n=400, seed=0, attacks=("fgsm", "tgsm")):
     for attack in attacks:
         for t in MODELS:
             for s in MODELS:
-                for e in evaluation.PAPER_EPSILONS:
+                for e in grids.PAPER_EPSILONS:
                     correct = rng.random(n) < acc_of(t, s, e)
                     rows.append({"attack": attack, "target_model": t, "source_model": s,
                                  "eps": e, "accuracy": float(correct.mean()), "n_examples": n,
@@ -159,14 +159,14 @@ def test_clean_accuracy_floor_refuses_percent_and_nan(clean, match):
 
 
 def test_per_example_round_trip(tmp_path):
-    rows = [evaluation.GridRow("fgsm", "a", "b", e, c.mean(), int(c.sum()), 37, c)
+    rows = [grids.GridRow("fgsm", "a", "b", e, c.mean(), int(c.sum()), 37, c)
             for e, c in [(0.1, np.arange(37) % 3 == 0), (0.2, np.arange(37) % 2 == 0)]]
-    path = evaluation.save_per_example(tmp_path / "g.per_example.npz", rows)
-    table = evaluation.load_per_example(path)
+    path = grids.save_per_example(tmp_path / "g.per_example.npz", rows)
+    table = grids.load_per_example(path)
     assert set(table) == {("fgsm", "a", "b", 0.1), ("fgsm", "a", "b", 0.2)}
     np.testing.assert_array_equal(table[("fgsm", "a", "b", 0.1)], rows[0].correct)
-    rebuilt = evaluation.per_example_rows(table)
+    rebuilt = grids.per_example_rows(table)
     assert [r["accuracy"] for r in rebuilt] == [r.accuracy for r in rows]
     with pytest.raises(ValueError, match="kept no per-image"):
-        evaluation.save_per_example(tmp_path / "x.npz", [evaluation.GridRow("fgsm", "a", "b", 0.1,
-                                                                            0.5, 1, 2)])
+        grids.save_per_example(tmp_path / "x.npz", [grids.GridRow("fgsm", "a", "b", 0.1,
+                                                                  0.5, 1, 2)])

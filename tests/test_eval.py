@@ -75,7 +75,9 @@ def test_model_cells_groups_and_distance():
 
 
 @pytest.mark.parametrize("old, new", [("gradreg_tf.claims", "gradreg_tf.eval.claims"),
-                                      ("gradreg_tf.seeds", "gradreg_tf.eval.seeds")])
+                                      ("gradreg_tf.seeds", "gradreg_tf.eval.seeds"),
+                                      ("gradreg_tf.evaluation", "gradreg_tf.eval.grids"),
+                                      ("gradreg_tf.audit", "gradreg_tf.eval.audit")])
 def test_moved_modules_keep_their_old_names(old, new):
     sys.modules.pop(old, None)
     with warnings.catch_warnings(record=True) as caught:
@@ -84,3 +86,14 @@ def test_moved_modules_keep_their_old_names(old, new):
     assert module is importlib.import_module(new)
     assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message)
                for w in caught)
+
+
+def test_moved_modules_are_attributes_of_the_package():
+    import gradreg_tf
+
+    sys.modules.pop("gradreg_tf.evaluation", None)
+    vars(gradreg_tf).pop("evaluation", None)
+    with pytest.warns(DeprecationWarning, match="gradreg_tf.eval.grids"):
+        assert gradreg_tf.evaluation is importlib.import_module("gradreg_tf.eval.grids")
+    with pytest.raises(AttributeError, match="no_such_module"):
+        gradreg_tf.no_such_module

@@ -1,11 +1,11 @@
-"""Tests of gradreg_tf.evaluation: accuracy and the paper's transfer grids."""
+"""Tests of gradreg_tf.eval.grids: accuracy and the paper's transfer grids."""
 
 import keras
 import numpy as np
 import pytest
 
 from gradreg_tf.attacks import fgsm, predict_labels, tgsm
-from gradreg_tf.evaluation import (
+from gradreg_tf.eval.grids import (
     PAPER_EPSILONS,
     GridAttack,
     GridRow,

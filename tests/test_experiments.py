@@ -18,7 +18,8 @@ import pytest
 import scipy.io
 import tensorflow as tf
 
-from gradreg_tf import attacks, data, evaluation, published, zoo
+from gradreg_tf import attacks, data, published, zoo
+from gradreg_tf.eval import grids
 from gradreg_tf.recipes import PAPER_MODELS
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
@@ -121,14 +122,14 @@ def check_transfer_csv(path, ds, models, n):
         assert len(these) == 25 * 8
         assert {(r["source_model"], r["target_model"]) for r in these} == {
             (s, t) for s in PAPER_MODELS for t in PAPER_MODELS}
-        assert sorted({float(r["eps"]) for r in these}) == list(evaluation.PAPER_EPSILONS)
+        assert sorted({float(r["eps"]) for r in these}) == list(grids.PAPER_EPSILONS)
     for r in rows:
         acc = float(r["accuracy"])
         assert r["dataset"] == ds.name and 0.0 <= acc <= 1.0 and int(r["n_examples"]) == n
         assert acc == pytest.approx(int(r["n_correct"]) / n)
         assert r["whitebox"] == str(int(r["source_model"] == r["target_model"]))
     for name, model in models.items():  # eps = 0: clean accuracy of the target on those images
-        clean = evaluation.accuracy(model, ds.x_test[:n], ds.y_test[:n], batch_size=n)
+        clean = grids.accuracy(model, ds.x_test[:n], ds.y_test[:n], batch_size=n)
         zero = [float(r["accuracy"]) for r in rows
                 if r["target_model"] == name and float(r["eps"]) == 0.0]
         assert len(zero) == 2 * 5 and zero == pytest.approx([clean] * 10), name
@@ -145,8 +146,8 @@ def test_mnist_transfer(env):
         assert_figure(out / f"mnist_transfer_{attack}")
     # one white-box cell recomputed with the attack itself
     x_adv = attacks.fgsm(models["normal"], ds.x_test, 0.3, bounds=ds.bounds, y=ds.y_test)
-    expected = evaluation.accuracy(models["normal"], np.asarray(x_adv)[:64], ds.y_test[:64],
-                                   batch_size=64)
+    expected = grids.accuracy(models["normal"], np.asarray(x_adv)[:64], ds.y_test[:64],
+                              batch_size=64)
     cell = [r for r in rows if r["attack"] == "fgsm" and r["source_model"] == "normal"
             and r["target_model"] == "normal" and float(r["eps"]) == 0.3]
     assert float(cell[0]["accuracy"]) == pytest.approx(expected)
@@ -248,8 +249,9 @@ def test_gradient_norms(env):
     raw = np.load(out / "mnist_gradient_norms.npz")
     ds = env["mnist"]
     model = models_of(env, ds)["normal"]
-    from gradreg_tf import gradients as G
     import tensorflow as tf
+
+    from gradreg_tf import gradients as G
 
     g, _ = G.xent_gradient(model, tf.constant(ds.x_test[:1000]), tf.constant(
         ds.y_test[:1000].astype(np.int32)))
@@ -363,7 +365,7 @@ def test_clean_accuracy(env):
     paper = published.clean_accuracy_table("mnist")
     for r in rows:
         assert r["accuracy"] == pytest.approx(
-            evaluation.accuracy(models[r["model"]], ds.x_test, ds.y_test), abs=1e-4)
+            grids.accuracy(models[r["model"]], ds.x_test, ds.y_test), abs=1e-4)
         assert r["published_accuracy"] == paper[r["model"]] and r["n_examples"] == 1000
         pred = np.argmax(models[r["model"]].predict(ds.x_test, verbose=0), -1)
         conf = np.zeros((10, 10))
@@ -407,7 +409,7 @@ def test_insensitive_variants(env):
     for r in rows:
         assert r["n_cells"] == n_cells[r["cells"]]
     for name, model in (("insensitive", models["insensitive"]), ("certainty", certainty)):
-        clean = evaluation.accuracy(model, ds.x_test, ds.y_test)
+        clean = grids.accuracy(model, ds.x_test, ds.y_test)
         assert {r["clean_accuracy"] for r in rows if r["candidate"] == name} == {round(clean, 4)}
         # the white-box group recomputed with a plain tape: single-step TGSM towards (y+1) mod 10
         x = tf.constant(ds.x_test[:1000])  # the original's gradient chunk of 1000

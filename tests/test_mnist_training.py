@@ -15,5 +15,5 @@ def test_double_backprop_at_paper_lambda_learns_mnist(data_dir):
     hist = model.fit(ds.x_train[:n], ds.y_train[:n], batch_size=256, epochs=1, shuffle=False,
                      verbose=0)
     assert np.isfinite(hist.history["loss"][0]) and hist.history["penalty"][0] > 0
-    acc = g.evaluation.accuracy(model, ds.x_test, ds.y_test)
+    acc = g.eval.grids.accuracy(model, ds.x_test, ds.y_test)
     assert acc >= 0.95, f"test accuracy {acc:.4f} after 200 batches"

@@ -98,18 +98,18 @@ def test_per_example_npz_is_byte_stable(tmp_path, monkeypatch):
     """save_per_example writes the same bytes at different clock times (zip timestamps)."""
     import time
 
-    from gradreg_tf import evaluation
+    from gradreg_tf.eval import grids
 
-    rows = [evaluation.GridRow(attack="fgsm", target_model="normal", source_model=s, eps=0.1,
-                               accuracy=0.5, n_correct=2, n_examples=4,
-                               correct=np.array([1, 0, 1, 0], bool)) for s in ("a", "b")]
+    rows = [grids.GridRow(attack="fgsm", target_model="normal", source_model=s, eps=0.1,
+                          accuracy=0.5, n_correct=2, n_examples=4,
+                          correct=np.array([1, 0, 1, 0], bool)) for s in ("a", "b")]
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() - 86400 * 400)
-    evaluation.save_per_example(tmp_path / "a.npz", rows)
+    grids.save_per_example(tmp_path / "a.npz", rows)
     monkeypatch.setattr(time, "time", real)
-    evaluation.save_per_example(tmp_path / "b.npz", rows)
+    grids.save_per_example(tmp_path / "b.npz", rows)
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
-    loaded = evaluation.load_per_example(tmp_path / "a.npz")
+    loaded = grids.load_per_example(tmp_path / "a.npz")
     assert loaded[("fgsm", "normal", "b", 0.1)].tolist() == [True, False, True, False]
 
 
@@ -246,8 +246,8 @@ WHEEL_CHECK = textwrap.dedent("""
     assert mnist.x_test.shape == (10000, 28, 28, 1), mnist
     assert len(notmnist.x_test) == 10000, notmnist
     x, y = mnist.x_test[:256], mnist.y_test[:256]
-    clean = gr.evaluation.accuracy(model, x, y)
-    adv = gr.evaluation.accuracy(model, gr.attacks.fgsm(model, x, 0.3, bounds=mnist.bounds, y=y), y)
+    clean = gr.eval.grids.accuracy(model, x, y)
+    adv = gr.eval.grids.accuracy(model, gr.attacks.fgsm(model, x, 0.3, bounds=mnist.bounds, y=y), y)
     assert clean > 0.95 and adv < clean, (clean, adv)
     print(f"from {where}: clean {clean:.3f}, FGSM 0.3 {adv:.3f}")
 """)

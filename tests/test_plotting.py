@@ -8,7 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from gradreg_tf import plotting, saliency
-from gradreg_tf.evaluation import PAPER_EPSILONS
+from gradreg_tf.eval.grids import PAPER_EPSILONS
 from gradreg_tf.plotting import venn
 from gradreg_tf.recipes import PAPER_MODELS
 

@@ -27,8 +27,8 @@ import dataclasses
 
 import pytest
 
-from gradreg_tf import data, evaluation, pretrained, published, zoo
-from gradreg_tf.eval import claims
+from gradreg_tf import data, pretrained, published, zoo
+from gradreg_tf.eval import claims, grids
 from gradreg_tf.recipes import PAPER_MODELS
 
 N_GRID = 256
@@ -44,18 +44,18 @@ class Reproduction:
     clean: dict        # clean accuracy on the whole test set
 
 
-def grids(models, ds, n):
+def grid_rows(models, ds, n):
     rows = []
     for attack in ("fgsm", "tgsm"):
-        rows += [r.as_dict(per_example=True) for r in evaluation.transfer_grid(
+        rows += [r.as_dict(per_example=True) for r in grids.transfer_grid(
             models, models, ds.x_test, ds.y_test, attack=attack, bounds=ds.bounds, n_examples=n)]
     return rows
 
 
 def reproduce(ds, models) -> Reproduction:
-    return Reproduction(ds=ds, models=models, rows=grids(models, ds, N_GRID),
-                        claim_rows=grids(models, ds, N_CLAIMS),
-                        clean={m: evaluation.accuracy(model, ds.x_test, ds.y_test)
+    return Reproduction(ds=ds, models=models, rows=grid_rows(models, ds, N_GRID),
+                        claim_rows=grid_rows(models, ds, N_CLAIMS),
+                        clean={m: grids.accuracy(model, ds.x_test, ds.y_test)
                                for m, model in models.items()})
 
 
@@ -106,7 +106,7 @@ def test_dead_penalty_fails_several_claims_paper(mnist_paper):
     """The normal model in the double-backprop slot (a penalty that never reached the weights
     trains exactly that model) must fail several claims decisively, not one by a hair."""
     broken = {**mnist_paper.models, "doubleback": mnist_paper.models["normal"]}
-    verdicts = claims.transfer_claims(grids(broken, mnist_paper.ds, N_CLAIMS))
+    verdicts = claims.transfer_claims(grid_rows(broken, mnist_paper.ds, N_CLAIMS))
     failed = sorted(n for n, c in verdicts.items() if not c.holds and c.decisive)
     assert {"doubleback_beats_normal_transfer_fgsm", "doubleback_beats_normal_transfer_tgsm",
             "doubleback_beats_normal_whitebox"} <= set(failed), failed

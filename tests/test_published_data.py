@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gradreg_tf import published
-from gradreg_tf.evaluation import PAPER_EPSILONS
+from gradreg_tf.eval.grids import PAPER_EPSILONS
 from gradreg_tf.recipes import PAPER_MODELS
 
 

@@ -35,6 +35,6 @@ def test_readme_snippet_runs(tmp_path, data_dir, monkeypatch):
     np.testing.assert_allclose(x_adv, np.clip(x + 0.3 * np.sign(grad), 0, 1), atol=1e-6)
     # the printed accuracy and penalty, recomputed independently
     pred = np.argmax(model.predict(x, verbose=0), -1)
-    assert gr.evaluation.accuracy(model, x, y) == np.mean(pred == y)
+    assert gr.eval.grids.accuracy(model, x, y) == np.mean(pred == y)
     assert float(gr.penalties.double_backprop(model, x, y)) == pytest.approx(
         float(np.sum(grad.astype(np.float64) ** 2) / 2), rel=1e-4)

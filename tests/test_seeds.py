@@ -10,8 +10,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from gradreg_tf import evaluation, published
-from gradreg_tf.eval import claims, seeds
+from gradreg_tf import published
+from gradreg_tf.eval import claims, grids, seeds
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COMMITTED = sorted(int(p.parent.parent.name[4:]) for p in
@@ -27,7 +27,7 @@ def _grid(shift: float, n=300, seed=0):
     for attack in ("fgsm", "tgsm"):
         for t in claims.PAPER_MODELS:
             for s in claims.PAPER_MODELS:
-                for e in evaluation.PAPER_EPSILONS:
+                for e in grids.PAPER_EPSILONS:
                     p = 0.9 if t == "doubleback" else max(0.05, 0.8 - e - shift)
                     c = rng.random(n) < p
                     rows.append({"attack": attack, "target_model": t, "source_model": s, "eps": e,
@@ -67,7 +67,7 @@ def test_seed_zero_is_committed():
     for s in COMMITTED for n in claims.CLAIMS])
 def test_paper_claims_on_every_committed_seed(seed, name):
     path = REPO / "runs" / f"seed{seed}" / "mnist" / "transfer.per_example.npz"
-    rows = evaluation.per_example_rows(evaluation.load_per_example(path))
+    rows = grids.per_example_rows(grids.load_per_example(path))
     claim = claims.CLAIMS[name](rows)
     assert claim.holds, f"seed {seed}: {claim.name}: {claim.detail}"
     assert claim.decisive, f"seed {seed}: {claim.name} holds by only {claim.margin:.2f} SE"

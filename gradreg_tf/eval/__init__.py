@@ -1,10 +1,10 @@
 """Evaluation: every number a figure, a table or a test reports is computed by one function here.
 
-    grids      (gradreg_tf.evaluation)  accuracy, transfer grids with per-image results
+    grids      accuracy, transfer grids with per-image results (was gradreg_tf.evaluation)
     claims     the paper's claims as statistical checks (paired per-image standard errors)
     seeds      verdicts and distances across training seeds
     metrics    macro-F1, grid agreement, black-box means, Venn regions, distribution summaries
-    audit      (gradreg_tf.audit)       the robustness audit (PGD, APGD, Square, masking checks)
+    audit      the robustness audit: PGD, APGD, Square, masking checks (was gradreg_tf.audit)
 
 ``figures/README.md`` maps each reported measurement to its function. Submodules are imported
 on use (``from gradreg_tf.eval import claims``), so importing this package costs nothing.

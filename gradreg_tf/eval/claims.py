@@ -11,7 +11,7 @@ published grids: 256). A comparison of two means of cells, ``d = mean(A) − mea
 standard error ``se`` in one of two ways:
 
 * **paired, per image** (our grids, whose rows carry ``correct``: one boolean per test image, see
-  :func:`gradreg_tf.evaluation.transfer_grid`): per image ``i``, ``a_i`` is the mean of the A
+  :func:`gradreg_tf.eval.grids.transfer_grid`): per image ``i``, ``a_i`` is the mean of the A
   cells' correctness and ``b_i`` of the B cells', ``d_i = a_i − b_i``; ``d = mean(d_i)`` and
   ``se = sd(d_i) / sqrt(n)``. This accounts for every correlation between cells that share the
   images (and, on one side, the target model), which summing per-cell binomial variances does not:

@@ -14,8 +14,8 @@ import csv
 import math
 import pathlib
 
-from gradreg_tf import evaluation, published
-from gradreg_tf.eval import claims, metrics
+from gradreg_tf import published
+from gradreg_tf.eval import claims, grids, metrics
 
 __all__ = ["CELL_GROUPS", "cell_group", "cell_table", "claim_grid", "claim_source", "compare",
            "grid_vs_published", "model_cells", "paper_claims", "read_transfer_csv", "to_markdown"]
@@ -61,9 +61,9 @@ def claim_source(path, rows) -> tuple[list[dict], str]:
     npz = pathlib.Path(path).with_suffix(".per_example.npz")
     if not npz.is_file():
         return rows, "the CSV's cells (per-cell standard-error bound)"
-    table = evaluation.load_per_example(npz)
+    table = grids.load_per_example(npz)
     dataset = rows[0]["dataset"]
-    return ([{**r, "dataset": dataset} for r in evaluation.per_example_rows(table)],
+    return ([{**r, "dataset": dataset} for r in grids.per_example_rows(table)],
             f"{npz.name} (paired per-image standard errors, "
             f"{len(next(iter(table.values())))} images)")
 
@@ -206,7 +206,7 @@ def claim_grid(models, dataset_obj, *, n_claims: int, grid, epsilons, min_images
         return list(grid)
     limit = max(n_claims, min_images)
     x, y = dataset_obj.x_test[:limit], dataset_obj.y_test[:limit]
-    return [r for attack in ("fgsm", "tgsm") for r in evaluation.transfer_grid(
+    return [r for attack in ("fgsm", "tgsm") for r in grids.transfer_grid(
         models, models, x, y, attack=attack, epsilons=epsilons, bounds=dataset_obj.bounds,
         n_examples=n_claims, progress=progress)]
 

@@ -3,8 +3,8 @@ far our own seeds are from each other (the noise floor any reproduction faces), 
 paper's claims per seed with its paired margin (:mod:`gradreg_tf.eval.claims`).
 
 Input per seed: the transfer-grid rows with per-image results (``correct``), as stored by
-:func:`gradreg_tf.evaluation.save_per_example` and rebuilt by
-:func:`gradreg_tf.evaluation.per_example_rows`. Distances to the published grid and between seeds
+:func:`gradreg_tf.eval.grids.save_per_example` and rebuilt by
+:func:`gradreg_tf.eval.grids.per_example_rows`. Distances to the published grid and between seeds
 are measured on the first ``n_grid`` images of each cell (the published grids' 256: the same
 images for every seed, so seed-to-seed differences are training differences only); the claims
 use every stored image.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from gradreg_tf import evaluation
+from gradreg_tf.eval import grids
 
 __all__ = ["lambda_point", "point_rows"]
 
@@ -31,10 +31,10 @@ def lambda_point(model, x, y, *, reference: Mapping[float, object], bounds) -> d
         over ``x`` per eps and clean, one gradient pass per eps (white-box).
     """
     epsilons = tuple(reference)
-    whitebox = evaluation.accuracy_under_attack(model, x, y, epsilons=epsilons, attack="fgsm",
-                                                bounds=bounds)
-    return {"clean": evaluation.accuracy(model, x, y),
-            "transfer": {e: evaluation.accuracy(model, reference[e], y) for e in epsilons},
+    whitebox = grids.accuracy_under_attack(model, x, y, epsilons=epsilons, attack="fgsm",
+                                           bounds=bounds)
+    return {"clean": grids.accuracy(model, x, y),
+            "transfer": {e: grids.accuracy(model, reference[e], y) for e in epsilons},
             "whitebox": {e: whitebox[e] for e in epsilons}}
 
 

@@ -1,6 +1,6 @@
 """The robustness-audit figure: one panel per model, accuracy vs eps for every attack.
 
-Beyond the paper (:mod:`gradreg_tf.audit`). The per-example worst case is a bold grey band
+Beyond the paper (:mod:`gradreg_tf.eval.audit`). The per-example worst case is a bold grey band
 drawn under the attack curves (so the attack that reaches it stays visible); a panel whose model
 is flagged as gradient-masked says so in a boxed note naming the checks that fired.
 """
