@@ -141,7 +141,11 @@ def make_stimuli(argv) -> pathlib.Path:
         failed = sum(name in d["failed"] for d in m["dropped"])
         _helpers().log(f"  {name:>12s}: target reached on {total - failed}/{total}")
     _helpers().log(f"wrote {len(study.stimuli)} images and the manifest to {study.root}")
-    _helpers().log(f"next: python experiments/human_study.py serve {out}")
+    from gradreg_study import config
+
+    cfg = config.write_template(study.root)
+    _helpers().log(f"next: fill in the consent details (and platform) in {cfg}, then "
+                   f"python experiments/human_study.py serve {out}")
     return study.root
 
 
@@ -150,15 +154,43 @@ def _models(ds, args, names):
     return _helpers().paper_models(ds, args, names)
 
 
+def _study_config(p, study, path, *, pilot: bool):
+    """The study configuration (``<study>/study_config.json`` or ``path``), validated; a
+    missing file is an error unless ``pilot`` (then the defaults: no platform, no details)."""
+    from gradreg_study import config
+
+    file = pathlib.Path(path) if path else study.root / config.FILENAME
+    try:
+        if pilot and not file.exists():
+            return config.StudyConfig(source="(pilot defaults)")
+        cfg = config.load(file)
+        if not pilot:
+            cfg.check_ready()
+    except config.ConfigError as err:
+        p.error(f"{err}" + ("" if pilot else " (--pilot serves an unfinished configuration "
+                                             "for a local try-out, never to participants)"))
+    return cfg
+
+
 def serve(argv) -> None:
     """``serve``: the participant page and admin page, until Ctrl-C."""
+    from gradreg_study import server as _server
+
     p = _study_parser("serve", COMMAND_HELP["serve"])
     p.add_argument("--db", default=None, help="SQLite file (default <study>/responses.sqlite3)")
+    p.add_argument("--config", default=None,
+                   help="study configuration (default <study>/study_config.json)")
+    p.add_argument("--pilot", action="store_true",
+                   help="a local try-out: allow an unfilled consent section (or no "
+                        "configuration file); never for real participants")
     _protocol_options(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind; 0.0.0.0 exposes the study to the network")
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
-    p.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    p.add_argument("--threads", type=int, default=_server.DEFAULT_THREADS,
+                   help="waitress worker threads")
+    p.add_argument("--connection-limit", type=int, default=_server.DEFAULT_CONNECTION_LIMIT,
+                   help="open connections accepted at once (browsers hold one or two each)")
     p.add_argument("--server", default="waitress", choices=("waitress", "flask"),
                    help="waitress (a production WSGI server) or Flask's development server")
     p.add_argument("--synchronous", default="full", choices=("full", "normal"),
@@ -169,14 +201,19 @@ def serve(argv) -> None:
     args = p.parse_args(argv)
     study = _load_study(p, args.study)
     protocol = _protocol(p, args)
-    if not 0 <= args.port <= 65535 or args.threads < 1:
-        p.error(f"--port must be in [0, 65535] and --threads >= 1, received {args.port}, "
-                f"{args.threads}")
+    if not 0 <= args.port <= 65535 or args.threads < 1 or args.connection_limit < 1:
+        p.error(f"--port must be in [0, 65535], --threads and --connection-limit >= 1, "
+                f"received {args.port}, {args.threads}, {args.connection_limit}")
+    cfg = _study_config(p, study, args.config, pilot=args.pilot)
+    if args.host in ("0.0.0.0", "::") and not cfg.public_hosts:
+        p.error(f"--host {args.host} listens on every interface: list the host names "
+                f"participants will use in public_hosts of {cfg.source} (the server answers "
+                "only requests for known hosts)")
     from gradreg_study import server, storage
 
     try:
         app = server.create_app(study.root, db_path=args.db, protocol=protocol,
-                                display_px=args.display_px,
+                                display_px=args.display_px, config=cfg,
                                 synchronous=args.synchronous.upper())
     except (ValueError, storage.StoreMismatchError) as err:
         p.error(str(err))
@@ -185,14 +222,17 @@ def serve(argv) -> None:
           f"({', '.join(study.conditions)}); {protocol.n_total} trials per participant "
           f"({protocol.trials} + {protocol.n_attention} attention checks)", flush=True)
     print(f"answers go to {ctx.store.path}", flush=True)
+    print(f"configuration {cfg.source}: language {cfg.language}, platform "
+          f"{cfg.platform.name}, {cfg.practice_trials} practice trials, mode {cfg.mode}"
+          + ("; PILOT: not for real participants" if args.pilot else ""), flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: bound to {args.host}: anyone who can reach this machine can open the "
               "study", flush=True)
 
     def ready(url):
         print(f"listening on {url}/", flush=True)
-        print(f"admin page (the token is shown only now): {url}/admin?token="
-              f"{app.config['ADMIN_TOKEN']}", flush=True)
+        print(f"admin page: {url}/admin (log in with the token, shown only now: "
+              f"{app.config['ADMIN_TOKEN']})", flush=True)
 
     if args.server == "flask":
         ready(f"http://{args.host}:{args.port}")
@@ -200,7 +240,9 @@ def serve(argv) -> None:
     else:
         try:
             server.serve(app, host=args.host, port=args.port, threads=args.threads,
-                         on_ready=ready)
+                         connection_limit=args.connection_limit, on_ready=ready)
+        except ValueError as err:
+            p.error(str(err))
         except OSError as err:
             p.error(f"cannot listen on {args.host}:{args.port} ({err.strerror or err})")
     print("stopped; every acknowledged answer is in the database", flush=True)
@@ -273,8 +315,9 @@ def analyze(argv) -> list[pathlib.Path]:
     p.add_argument("--primary", nargs=2, default=list(analysis.PRIMARY),
                    metavar=("TREATMENT", "CONTROL"), help="conditions of the primary contrast")
     p.add_argument("--alpha", type=float, default=0.05, help="level of the primary test")
-    p.add_argument("--min-attention", type=float, default=0.5,
-                   help="exclude participants below this attention-check accuracy")
+    p.add_argument("--min-attention", type=float, default=None,
+                   help="exclude participants below this attention-check accuracy (default: "
+                        "the study configuration's quality.min_attention, else 0.5)")
     p.add_argument("--n-permutations", type=int, default=9999)
     p.add_argument("--n-bootstrap", type=int, default=9999)
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling")
@@ -283,6 +326,7 @@ def analyze(argv) -> list[pathlib.Path]:
     args = p.parse_args(argv)
     study = _load_study(p, args.study)
     simulated = False
+    participants = None
     if args.csv:
         source = pathlib.Path(args.csv)
         if not source.is_file():
@@ -296,6 +340,7 @@ def analyze(argv) -> list[pathlib.Path]:
         _check_store(p, store, study)
         simulated = json.loads(store.meta()["simulated"])
         rows = store.rows()
+        participants = store.participants()
     if not rows:
         p.error(f"{source} holds no answers yet")
     if args.n_permutations < 1 or args.n_bootstrap < 0:
@@ -303,6 +348,16 @@ def analyze(argv) -> list[pathlib.Path]:
     from gradreg_study import population
 
     rule = population.DEFAULT_RULE
+    cfg_file = study.root / "study_config.json"
+    if cfg_file.exists():  # the pre-registered rule of the study's configuration
+        from gradreg_study import config
+
+        try:
+            cfg = config.load(cfg_file)
+        except config.ConfigError as err:
+            p.error(str(err))
+        rule = population.PopulationRule(min_attention=cfg.min_attention,
+                                         max_too_fast_share=cfg.max_too_fast_share)
     try:
         population.check_columns(rows)
     except ValueError:
@@ -317,6 +372,7 @@ def analyze(argv) -> list[pathlib.Path]:
                                   n_permutations=args.n_permutations,
                                   n_bootstrap=args.n_bootstrap, seed=args.seed, mixed=args.mixed,
                                   rule=rule, simulated=bool(simulated),
+                                  participants=participants,
                                   stimuli=study.stimuli)
     except ValueError as err:
         p.error(str(err))

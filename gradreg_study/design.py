@@ -28,11 +28,14 @@ class Protocol:
         trials: adversarial trials per participant (a multiple of the number of conditions).
         attention_share: share of all trials that are clean attention checks (default ~10%).
         seed: seed of the item shuffle and of every participant's order.
+        practice: clean practice trials before the study (never analysed), drawn from the
+            clean images that are not the participant's attention checks.
     """
 
     trials: int = 50
     attention_share: float = 0.1
     seed: int = 0
+    practice: int = 0
 
     def __post_init__(self):
         if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
@@ -42,6 +45,10 @@ class Protocol:
             raise ValueError(f"attention_share must be in [0, 1), received {share!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, received {self.seed!r}.")
+        if isinstance(self.practice, bool) or not isinstance(self.practice, int) or \
+                not 0 <= self.practice <= 20:
+            raise ValueError(f"practice must be an integer in [0, 20], received "
+                             f"{self.practice!r}.")
 
     @property
     def n_attention(self) -> int:
@@ -74,9 +81,10 @@ def check_protocol(protocol: Protocol, *, n_items: int, n_conditions: int,
     if protocol.trials > n_items:
         raise ValueError(f"trials per participant ({protocol.trials}) exceed the study's "
                          f"{n_items} items; each participant sees an item at most once.")
-    if protocol.n_attention > n_attention_pool:
-        raise ValueError(f"{protocol.n_attention} attention checks per participant exceed the "
-                         f"study's {n_attention_pool} clean images.")
+    if protocol.n_attention + protocol.practice > n_attention_pool:
+        practice = (f" and {protocol.practice} practice trials" if protocol.practice else "")
+        raise ValueError(f"{protocol.n_attention} attention checks{practice} per participant "
+                         f"exceed the study's {n_attention_pool} clean images.")
 
 
 def latin_square(n: int) -> np.ndarray:
@@ -121,8 +129,15 @@ def assign(participant_index: int, *, items: Sequence[str], conditions: Sequence
     return [trials[k] for k in rng.permutation(len(trials))]
 
 
+PRACTICE_PREFIX = "practice:"
+"""Stimulus id of a practice trial: this prefix + the clean image's stimulus id."""
+
+
 def session_plan(study, protocol: Protocol):
     """``plan(participant_index) -> [stimulus_id]`` for a :class:`~gradreg_study.stimuli.Study`.
+
+    The ``protocol.practice`` practice trials (:data:`PRACTICE_PREFIX` ids, clean images other
+    than the participant's attention checks) come first, then the assigned trials.
 
     Raises:
         ValueError: if the protocol does not fit the study (:func:`check_protocol`), at once
@@ -137,6 +152,16 @@ def session_plan(study, protocol: Protocol):
     def plan(participant_index: int) -> list[str]:
         trials = assign(participant_index, items=items, conditions=study.conditions,
                         attention=attention, protocol=protocol)
-        return [key if cond is None else ids[(key, cond)] for key, cond in trials]
+        return (practice_ids(participant_index, trials)
+                + [key if cond is None else ids[(key, cond)] for key, cond in trials])
+
+    def practice_ids(participant_index: int, trials) -> list[str]:
+        if not protocol.practice:
+            return []
+        used = {key for key, cond in trials if cond is None}
+        free = [a for a in attention if a not in used]
+        rng = np.random.default_rng([protocol.seed, participant_index, 1])
+        return [PRACTICE_PREFIX + free[k]
+                for k in rng.choice(len(free), size=protocol.practice, replace=False)]
 
     return plan

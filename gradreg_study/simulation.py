@@ -60,7 +60,7 @@ class ResponseModel:
     def choose(self, rng: np.random.Generator, stimulus: Mapping, n_classes: int) -> int:
         """One answer to ``stimulus`` (a stimuli-table row: kind, condition, labels)."""
         label = stimulus["original_label"]
-        if stimulus["kind"] == "attention":
+        if stimulus["kind"] in ("attention", "practice"):  # clean images
             if rng.random() < self.attention_accuracy:
                 return label
             return int(rng.choice([k for k in range(n_classes) if k != label]))

@@ -87,7 +87,10 @@ def test_make_stimuli(cli, tmp_path, monkeypatch, data_dir, capsys):
     assert study.manifest["attack"]["steps"] == 3 and study.manifest["attack"]["eps"] == 0.1
     assert "--budget reduced" in study.manifest["provenance"]["command"]
     err = capsys.readouterr().err
-    assert "kept" in err and "next: python experiments/human_study.py serve" in err
+    assert "kept" in err and "fill in the consent details" in err
+    assert "then python experiments/human_study.py serve" in err
+    template = json.loads((root / "study_config.json").read_text())  # the configuration
+    assert template["consent"]["researcher"].startswith("<")  # template, to be filled in
     # a second run refuses to overwrite, before loading data or models
     monkeypatch.setattr(cli._common, "load_dataset", lambda args: pytest.fail("loaded data"))
     assert _exit_code(cli.main, argv) == 2
@@ -150,23 +153,43 @@ def test_analyze_and_export_refuse_missing_or_foreign_data(cli, study, tmp_path,
     assert "never go into the real responses database" in capsys.readouterr().err
 
 
-def test_serve_binds_localhost_and_prints_the_token_once(cli, study, monkeypatch, capsys):
-    from gradreg_study import server
+def test_serve_needs_a_filled_in_configuration_binds_localhost_and_prints_the_token_once(
+        cli, study, monkeypatch, capsys):
+    from gradreg_study import config, server
 
     calls = []
 
-    def fake_serve(app, *, host, port, threads, on_ready):
-        calls.append((host, port, threads))
+    def fake_serve(app, *, host, port, threads, connection_limit, on_ready):
+        calls.append((host, port, threads, connection_limit))
         on_ready(f"http://{host}:{port}")
 
     monkeypatch.setattr(server, "serve", fake_serve)
+    cfg_file = study.root / config.FILENAME
+    cfg_file.unlink(missing_ok=True)
+    assert _exit_code(cli.main, ["serve", str(study.root), "--trials", "10"]) == 2
+    assert f"no study configuration at {cfg_file}" in capsys.readouterr().err
+    config.write_template(study.root)
+    assert _exit_code(cli.main, ["serve", str(study.root), "--trials", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "fill in consent ['researcher', 'institution'," in err and "--pilot" in err
+    filled = json.loads(cfg_file.read_text())
+    filled["consent"] = {k: f"the {k}" for k in config.CONSENT_FIELDS}
+    cfg_file.write_text(json.dumps(filled))
+    assert calls == []  # nothing served before the configuration was complete
     cli.main(["serve", str(study.root), "--trials", "10"])
-    assert calls == [("127.0.0.1", 8000, 8)]
+    assert calls == [("127.0.0.1", 8000, server.DEFAULT_THREADS, server.DEFAULT_CONNECTION_LIMIT)]
     out = capsys.readouterr().out
     assert "listening on http://127.0.0.1:8000/" in out
-    assert out.count("token=") == 1 and "warning" not in out
-    cli.main(["serve", str(study.root), "--trials", "10", "--host", "0.0.0.0"])
+    assert out.count("token, shown only now") == 1 and "token=" not in out  # never in a URL
+    assert "warning" not in out and "platform none, 3 practice trials" in out
+    assert _exit_code(cli.main, ["serve", str(study.root), "--trials", "10", "--host",
+                                 "0.0.0.0"]) == 2
+    assert "list the host names" in capsys.readouterr().err
+    cfg_file.write_text(json.dumps({**filled, "public_hosts": ["study.example.edu"]}))
+    cli.main(["serve", str(study.root), "--trials", "10", "--host", "0.0.0.0",
+              "--connection-limit", "300", "--threads", "4"])
     assert "warning: bound to 0.0.0.0" in capsys.readouterr().out
+    assert calls[-1] == ("0.0.0.0", 8000, 4, 300)
     # the database now holds the protocol: another one is refused
     assert _exit_code(cli.main, ["serve", str(study.root), "--trials", "15"]) == 2
     assert "another study or protocol" in capsys.readouterr().err

@@ -81,7 +81,7 @@ class _Server:
                 os.dup2(write, 2)
                 sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)
                 human_study.main(["serve", str(study.root), "--db", str(db), "--port", "0",
-                                  *protocol_args])
+                                  "--pilot", *protocol_args])
             finally:
                 os._exit(1)
         os.close(write)
@@ -115,7 +115,8 @@ def test_sigkill_mid_study_loses_no_acknowledged_answer_and_participants_resume(
     n_total = 22
     first = _Server(study, db, protocol_args)
     admin_lines = [line for line in first.output if "admin" in line]
-    assert len(admin_lines) == 1 and "token=" in admin_lines[0]  # printed once
+    assert len(admin_lines) == 1 and "token" in admin_lines[0]  # printed once
+    assert "token=" not in admin_lines[0]  # never in a URL
     truth = Store(db).stimuli()
     acknowledged, failures = [], []
 

@@ -114,7 +114,8 @@ def _cases(state, other):
         "image path traversal": ("GET", "/img/..%2Fmanifest.json", None, 404),
         "admin without token": ("GET", "/admin/api/summary", None, 401),
         "export without token": ("GET", "/admin/export.csv", None, 401),
-        "export with a wrong token": ("GET", "/admin/export.csv?token=" + "b" * 22, None, 403),
+        "token in the URL": ("GET", "/admin/export.csv?token=" + "b" * 22, None, 400),
+        "export with a wrong bearer": ("GET", "/admin/export.csv", ("bearer", "b" * 22), 403),
         "admin page with a wrong bearer": ("GET", "/admin", ("bearer", "x" * 22), 403),
     }
 
@@ -138,22 +139,32 @@ def test_bad_requests_get_4xx_and_change_nothing(client, app):
         assert _snapshot(app) == before, f"{name} changed the database"
 
 
-def test_admin_routes_need_the_token(client, app, monkeypatch):
+def test_admin_routes_need_the_token_never_in_a_url(client, app, monkeypatch):
     calls = []
     real = server.hmac.compare_digest
     monkeypatch.setattr(server.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
     state = _register(client)
     _answer(client, state, choice=3)
-    for path in ("/admin", "/admin/api/summary", "/admin/export.csv"):
+    assert 'name="token"' in client.get("/admin").get_data(as_text=True)  # the log-in form
+    for path in ("/admin/api/summary", "/admin/export.csv"):
         assert client.get(path).status_code == 401
-        assert client.get(path + "?token=" + TOKEN[:-1] + "X").status_code == 403
-        assert client.get(path + "?token=" + TOKEN).status_code == 200
+        assert client.get(path, headers={"Authorization": "Bearer " + TOKEN[:-1] + "X"}
+                          ).status_code == 403
         assert client.get(path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-    assert len(calls) == 9  # every token check goes through hmac.compare_digest
-    summary = client.get("/admin/api/summary?token=" + TOKEN).get_json()
+    for path in ("/admin", "/admin/api/summary", "/admin/export.csv"):
+        assert client.get(path + "?token=" + TOKEN).status_code == 400  # even the right one
+    assert len(calls) == 4  # every token check goes through hmac.compare_digest
+    assert client.post("/admin/login", data={"token": "x" * 30}).status_code == 403
+    r = client.post("/admin/login", data={"token": TOKEN})
+    assert r.status_code == 303 and r.headers["Location"].endswith("/admin")
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
+    page = client.get("/admin").get_data(as_text=True)  # the cookie now authorises
+    assert 'id="counts"' in page and TOKEN not in page and "token=" not in page
+    summary = client.get("/admin/api/summary").get_json()
     assert summary["participants_started"] == 1
     assert sum(c["answers"] for c in summary["conditions"]) == 1
-    csv_text = client.get("/admin/export.csv?token=" + TOKEN).get_data(as_text=True)
+    csv_text = client.get("/admin/export.csv").get_data(as_text=True)
     assert csv_text.count("\n") == 2 and state["participant"] in csv_text
 
 

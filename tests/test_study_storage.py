@@ -32,7 +32,9 @@ def test_schema_wal_and_stimuli(store, study):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"participants", "stimuli", "assignments", "responses", "meta"} <= tables
-    assert _count(store, "stimuli") == len(study.stimuli) == 20 * 5 + 10
+    # every stimulus, and each clean image once more as a practice stimulus (own public id)
+    assert len(study.stimuli) == 20 * 5 + 10
+    assert _count(store, "stimuli") == len(study.stimuli) + len(study.attention) == 120
     public = store.stimuli()
     assert len(set(public)) == len(public)
     assert all(len(k) == 16 for k in public)
@@ -140,7 +142,10 @@ def test_participant_ids_are_random_and_unlinkable(store, study):
     assert all(len(i) == 22 and i.replace("-", "").replace("_", "").isalnum() for i in ids)
     with sqlite3.connect(store.path) as conn:
         cols = {r[1] for r in conn.execute("PRAGMA table_info(participants)")}
-    assert cols == {"participant_id", "participant_index", "created", "completed"}
+    # no personal data: ids, times, the Latin-square slot, platform ids and display sizes
+    assert cols == {"participant_id", "participant_index", "slot", "created", "completed",
+                    "last_seen", "platform", "platform_pid", "platform_study_id",
+                    "platform_session_id", "screen_w", "screen_h", "viewport_w", "viewport_h"}
 
 
 def test_study_folder_is_verified(study, tmp_path):

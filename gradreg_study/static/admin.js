@@ -1,15 +1,15 @@
 "use strict";
-// Admin page: live counts per condition from /admin/api/summary (the token comes from ?token=).
+// Admin page: live counts per condition from /admin/api/summary (authorised by the HttpOnly
+// session cookie set at log-in; the token itself never reaches a URL or this script).
 (() => {
-  const token = new URLSearchParams(location.search).get("token") || "";
+  if (document.body.dataset.page !== "admin") return;
   const el = (id) => document.getElementById(id);
-  el("export").href = "/admin/export.csv?token=" + encodeURIComponent(token);
   const pct = (k, n) => (n ? (100 * k / n).toFixed(1) + "%" : "–");
 
   async function refresh() {
     try {
       const r = await fetch("/admin/api/summary", {cache: "no-store",
-        headers: {"Authorization": "Bearer " + token}});
+        credentials: "same-origin"});
       if (!r.ok) throw new Error("HTTP " + r.status);
       const s = await r.json();
       el("participants").textContent = `${s.participants_started} participants started, ` +
@@ -19,7 +19,7 @@
         const tr = document.createElement("tr");
         const other = c.answers - c.target - c.original - c.cant_tell;
         const cells = [c.condition, c.answers,
-          c.condition === "attention" ? "–" : `${c.target} (${pct(c.target, c.answers)})`,
+          (c.condition === "attention" || c.condition === "practice") ? "–" : `${c.target} (${pct(c.target, c.answers)})`,
           `${c.original} (${pct(c.original, c.answers)})`,
           `${c.cant_tell} (${pct(c.cant_tell, c.answers)})`, `${other} (${pct(other, c.answers)})`];
         for (const v of cells) {
