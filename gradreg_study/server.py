@@ -297,13 +297,13 @@ def create_app(study_dir, *, db_path=None, protocol: design.Protocol = design.Pr
                                                   f"{[n for n in names if n]}, received "
                                                   f"{unknown[:5]}.")
         values = [ids.get(n) if n else None for n in names]
+        if platform.name == "mturk" and values[2] == MTURK_PREVIEW:  # before any other check
+            return error(403, "preview", texts["preview_body"])
         if names[0] and not all(values[i] for i, n in enumerate(names) if n):
             return error(400, "needs_platform", texts["needs_platform"])
         if any(v is not None and not PLATFORM_ID.match(v) for v in values):
             return error(400, "bad_platform_ids", "platform ids are 1-64 characters of A-Z a-z "
                                                   "0-9 _ -.")
-        if platform.name == "mturk" and values[2] == MTURK_PREVIEW:
-            return error(403, "preview", texts["preview_body"])
         try:
             screen = storage.check_size(body.get("screen"), "screen")
             viewport = storage.check_size(body.get("viewport"), "viewport")

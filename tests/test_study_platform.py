@@ -110,6 +110,8 @@ def test_mturk_preview_stores_nothing_and_only_mturk_may_frame_the_page(study, t
     assert "form-action 'self' https://workersandbox.mturk.com" in csp
     assert "X-Frame-Options" not in page.headers
     assert _register(client, ids, status=403)["error"] == "preview"
+    preview = {"assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE", "hitId": "3HIT"}  # no worker yet
+    assert _register(client, preview, status=403)["error"] == "preview"
     assert _count(app, "participants") == 0 and _count(app, "responses") == 0
     state = _finish(client, _register(client, {**ids, "assignmentId": "3ASSIGN"}))
     assert state["completion"]["mturk"] == {

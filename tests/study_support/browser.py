@@ -99,7 +99,8 @@ def start_session(driver, base_url: str) -> None:
 
 
 def answer_trials(driver, *, choose: Callable[[int], int], mode: str = "click",
-                  limit: int | None = None, start: int = 0) -> list[tuple[str, int]]:
+                  limit: int | None = None, start: int = 0,
+                  until_done: bool = True) -> list[tuple[str, int]]:
     """Answers the shown trials by clicking buttons or pressing their keys.
 
     Args:
@@ -108,6 +109,8 @@ def answer_trials(driver, *, choose: Callable[[int], int], mode: str = "click",
         mode: ``"click"`` or ``"keys"``.
         limit: stop after this many answers (default: until the closing page).
         start: trials already answered.
+        until_done: without ``limit``, wait for the closing page after the last answer
+            (False: the page may already have moved on, e.g. to a completion redirect).
 
     Returns:
         ``[(public stimulus id, choice)]`` in answer order.
@@ -139,9 +142,32 @@ def answer_trials(driver, *, choose: Callable[[int], int], mode: str = "click",
             ActionChains(driver).send_keys(key).perform()
         done.append((stimulus, choice))
         n += 1
-    if limit is None:
+    if limit is None and until_done:
         wait_screen(driver, "done")
     return done
+
+
+def wait_text(driver, element_id: str, *, timeout: float = 30) -> str:
+    """Waits until the element ``element_id`` shows some text; returns it."""
+    from selenium.webdriver.common.by import By
+
+    return _wait(driver, lambda d: d.find_element(By.ID, element_id).text, timeout,
+                 f"show text in #{element_id}")
+
+
+def wait_url(driver, url: str, *, timeout: float = 30) -> None:
+    """Waits until the browser has navigated to ``url``."""
+    _wait(driver, lambda d: d.current_url == url, timeout, f"navigate to {url}")
+
+
+def screenshot(driver, path) -> pathlib.Path:
+    """Saves a PNG of the current page (a temporary name, then renamed)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    driver.save_screenshot(str(tmp))
+    shutil.move(tmp, path)
+    return path
 
 
 def screenshot_trial_page(base_url: str, path, *, answered: int = 2, choose=lambda n: n % 10,
