@@ -7,6 +7,7 @@ values before any graph is built, so they survive ``python -O``.
 
 from __future__ import annotations
 
+import enum
 from typing import Sequence
 
 import numpy as np
@@ -233,18 +234,60 @@ def check_logits_model(model, x=None) -> int | None:
     return check_logits(np.asarray(out))
 
 
+def _as_float(value, message: str) -> float:
+    """``float(value)``; ``ValueError(message)`` for a bool or anything that is not a number."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(message)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+
+
 def check_eps(eps, *, name: str = "eps") -> float:
     """Checks a perturbation size: a finite number >= 0.
 
     Raises:
         ValueError: if ``eps`` is negative, NaN or infinite.
     """
-    if isinstance(eps, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a number >= 0, received {eps!r}.")
-    try:
-        value = float(eps)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0, received {eps!r}.") from None
+    value = _as_float(eps, f"{name} must be a number >= 0, received {eps!r}.")
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, received {eps!r}.")
     return value
+
+
+def check_fraction(value, *, name: str) -> float:
+    """Checks a number in (0, 1] (a momentum, a checkpoint rule, a square fraction).
+
+    Raises:
+        ValueError: anything else (named in the message).
+    """
+    message = f"{name} must be a number in (0, 1], received {value!r}."
+    out = _as_float(value, message)
+    if not (0.0 < out <= 1.0):
+        raise ValueError(message)
+    return out
+
+
+def check_seed(seed) -> int:
+    """Checks a random seed: an integer >= 0.
+
+    Raises:
+        ValueError: anything else (named in the message).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, received {seed!r}.")
+    return int(seed)
+
+
+def as_choice(value, kind: type[enum.Enum], *, name: str):
+    """``value`` as a member of the string enum ``kind`` (a member or its value).
+
+    Raises:
+        ValueError: naming the allowed values and ``value``.
+    """
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{name} must be one of {[v.value for v in kind]}, "
+                         f"received {value!r}.") from None

@@ -56,11 +56,7 @@ def as_loss(loss) -> Loss:
     Raises:
         ValueError: if ``loss`` is not one of ``"ce"``, ``"margin"``.
     """
-    try:
-        return Loss(loss)
-    except ValueError:
-        raise ValueError(f"loss must be one of {[v.value for v in Loss]}, "
-                         f"received {loss!r}.") from None
+    return _checks.as_choice(loss, Loss, name="loss")
 
 
 def call_logits(model, x: tf.Tensor) -> tf.Tensor:
@@ -285,6 +281,18 @@ def check_positive_int(value, *, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, received {value!r}.")
     return int(value)
+
+
+def check_positive_ints(**values) -> tuple[int, ...]:
+    """:func:`check_positive_int` on each named value, in order (``steps=steps, ...``).
+
+    Returns:
+        The checked values, in the order given.
+
+    Raises:
+        ValueError: naming the first value that is not an integer >= 1.
+    """
+    return tuple(check_positive_int(v, name=k) for k, v in values.items())
 
 
 def as_output(x_adv: np.ndarray | tf.Tensor, like: np.ndarray) -> tf.Tensor:

@@ -63,14 +63,6 @@ class APGDLoss(str, enum.Enum):
     DLR_TARGETED = "dlr_targeted"
 
 
-def _as_apgd_loss(loss) -> APGDLoss:
-    try:
-        return APGDLoss(loss)
-    except ValueError:
-        raise ValueError(f"loss must be one of {[v.value for v in APGDLoss]}, "
-                         f"received {loss!r}.") from None
-
-
 def checkpoints(steps: int) -> tuple[int, ...]:
     """The checkpoint iterations ``w_j = ceil(p_j * steps)`` (j >= 1) of Croce & Hein (2020), §3.2.
 
@@ -125,24 +117,6 @@ def _builder(loss: APGDLoss):
 
 
 _BUILDERS = {loss: _builder(loss) for loss in APGDLoss}
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, received {seed!r}.")
-    return int(seed)
-
-
-def _check_fraction(value, *, name: str) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a number in (0, 1], received {value!r}.")
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in (0, 1], received {value!r}.") from None
-    if not (0.0 < out <= 1.0):
-        raise ValueError(f"{name} must be a number in (0, 1], received {value!r}.")
-    return out
 
 
 class _Run:
@@ -287,14 +261,12 @@ def apgd(model: ModelFn, x: TensorLike, eps: float, *, bounds, y: TensorLike | N
     """
     bounds = _checks.as_bounds(bounds)
     eps = _checks.check_eps(eps)
-    loss = _as_apgd_loss(loss)
-    steps = G.check_positive_int(steps, name="steps")
-    restarts = G.check_positive_int(restarts, name="restarts")
-    batch_size = G.check_positive_int(batch_size, name="batch_size")
-    n_targets = G.check_positive_int(n_targets, name="n_targets")
-    momentum = _check_fraction(momentum, name="momentum")
-    rho = _check_fraction(rho, name="rho")
-    seed = _check_seed(seed)
+    loss = _checks.as_choice(loss, APGDLoss, name="loss")
+    steps, restarts, batch_size, n_targets = G.check_positive_ints(
+        steps=steps, restarts=restarts, batch_size=batch_size, n_targets=n_targets)
+    momentum = _checks.check_fraction(momentum, name="momentum")
+    rho = _checks.check_fraction(rho, name="rho")
+    seed = _checks.check_seed(seed)
     arr = G.check_model_input(model, x, bounds=bounds)
     k = G.n_classes(model, arr)
     need = {APGDLoss.CE: 2, APGDLoss.DLR: 3, APGDLoss.DLR_TARGETED: 4}[loss]

@@ -151,12 +151,6 @@ def _builder(loss: G.Loss):
 _BUILDERS = {loss: _builder(loss) for loss in G.Loss}
 
 
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, received {seed!r}.")
-    return int(seed)
-
-
 def _start(x: np.ndarray, eps: float, bounds, seed: int, restart: int) -> np.ndarray:
     """``clip(x + U(-eps, eps), bounds)`` with the noise of ``default_rng((seed, restart))``
     (so a restart's start does not depend on how many restarts are run)."""
@@ -214,7 +208,7 @@ def pgd(model: ModelFn, x: TensorLike, eps: float, *, bounds, y: TensorLike | No
     steps = G.check_positive_int(steps, name="steps")
     restarts = G.check_positive_int(restarts, name="restarts")
     batch_size = G.check_positive_int(batch_size, name="batch_size")
-    seed = _check_seed(seed)
+    seed = _checks.check_seed(seed)
     step = default_step_size(eps, steps) if step_size is None else _checks.check_eps(
         step_size, name="step_size")
     if not isinstance(random_start, (bool, np.bool_)):

@@ -81,15 +81,7 @@ def check_p_init(p_init) -> float:
     Raises:
         ValueError: anything else (named in the message).
     """
-    if isinstance(p_init, (bool, np.bool_)):
-        raise ValueError(f"p_init must be a number in (0, 1], received {p_init!r}.")
-    try:
-        value = float(p_init)
-    except (TypeError, ValueError):
-        raise ValueError(f"p_init must be a number in (0, 1], received {p_init!r}.") from None
-    if not (0.0 < value <= 1.0):
-        raise ValueError(f"p_init must be a number in (0, 1], received {p_init!r}.")
-    return value
+    return _checks.check_fraction(p_init, name="p_init")
 
 
 def square(model: ModelFn, x: TensorLike, eps: float, *, bounds, y: TensorLike | None = None,

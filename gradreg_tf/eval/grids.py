@@ -85,11 +85,7 @@ class GridRow:
 
 
 def _as_attack(attack) -> GridAttack:
-    try:
-        return GridAttack(attack)
-    except ValueError:
-        raise ValueError(f"attack must be one of {[a.value for a in GridAttack]}, "
-                         f"received {attack!r}.") from None
+    return _checks.as_choice(attack, GridAttack, name="attack")
 
 
 def accuracy(model: ModelFn, x: TensorLike, y: TensorLike, *, batch_size: int = 1000) -> float:
