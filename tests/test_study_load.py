@@ -23,6 +23,10 @@ from gradreg_study.storage import Store  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 N_CLASSES = 10
+LOAD_BOUND_S = 90.0
+"""Bound of the 200-participant run: 62 s measured on 2 busy cores (load average 14)."""
+MAX_WAIT_MS = 15_000
+"""Longest acceptable wait for one response (2.0 s measured under that load)."""
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +59,38 @@ def test_fifty_concurrent_participants_each_answer_stored_once(study, tmp_path, 
     with sqlite3.connect(store.path) as conn:
         n_rows = conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
     assert n_rows == len(sent)  # retried answers (10%) were stored once
+    assert _stored(store.path) == sent
+
+
+def test_two_hundred_participants_complete_the_real_protocol_within_the_bound(tmp_path, capsys):
+    """The default server options (16 threads, 500 connections) take 200 participants at once,
+    each answering the real 56-trial protocol; waitress' own default (100 connections) left
+    participants hanging."""
+    big = simulation.toy_study(tmp_path / "study", n_items=50)
+    protocol = design.Protocol()  # 50 trials + 6 attention checks
+    assert protocol.n_total == 56
+    app = server.create_app(big.root, db_path=tmp_path / "db.sqlite3", protocol=protocol)
+    store = server.context(app).store
+    with server.running(app) as url:
+        report = load.load_test(url, store.stimuli(), n_classes=N_CLASSES, n_participants=200,
+                                retry_share=0.0, fetch_images=False, deadline=LOAD_BOUND_S,
+                                timeout=LOAD_BOUND_S)
+        with capsys.disabled():
+            print(f"\nload test, 200 participants x 56 trials (waitress, "
+                  f"{server.DEFAULT_THREADS} threads, {server.DEFAULT_CONNECTION_LIMIT} "
+                  f"connections, 127.0.0.1): {report.text()}")
+        assert report.hanging == 0, f"{report.hanging} participants still waiting"
+    # nobody waits long for one answer (with waitress' default 100 connections, the
+    # participants beyond them waited ~30 s for their first request to be accepted)
+    assert report.latencies_ms.max() < MAX_WAIT_MS, report.text()
+    assert not report.errors, report.errors[:3]
+    assert set(report.statuses) == {201} and len(report.answers) == 200
+    sent = {(pid, s, c) for pid, answers in report.answers.items() for s, c in answers}
+    assert len(sent) == 200 * 56
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == len(sent)
+        assert conn.execute("SELECT COUNT(*) FROM participants WHERE completed IS NOT NULL"
+                            ).fetchone()[0] == 200
     assert _stored(store.path) == sent
 
 

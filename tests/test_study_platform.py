@@ -302,3 +302,14 @@ def test_kiosk_mode_is_passed_to_the_page(study, tmp_path):
     page = _app(study, tmp_path, mode="kiosk").test_client().get("/").get_data(as_text=True)
     assert 'data-mode="kiosk"' in page
     assert storage.EXPORT_FIELDS[:4] == ("participant_id", "participant_index", "slot", "mode")
+
+
+def test_the_readme_example_configuration_is_valid_and_complete():
+    import pathlib
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("A filled-in example for Prolific:", 1)[1]
+    raw = json.loads(block.split("```json", 1)[1].split("```", 1)[0])
+    cfg = config.parse(raw, source="README")
+    cfg.check_ready()
+    assert cfg.platform.name == "prolific" and cfg.practice_trials == 3

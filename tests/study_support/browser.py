@@ -192,3 +192,13 @@ def screenshot_trial_page(base_url: str, path, *, answered: int = 2, choose=lamb
         driver.save_screenshot(str(tmp))
         shutil.move(tmp, path)
     return path
+
+
+def screenshot_consent_page(base_url: str, path, *, query: str = "", width: int = 900,
+                            height: int = 1100) -> pathlib.Path:
+    """Saves a PNG of the consent page as a new participant sees it (``query``: e.g. the
+    recruitment platform's URL parameters)."""
+    with chromium(width=width, height=height) as driver:
+        driver.get(base_url + "/" + (f"?{query}" if query else ""))
+        wait_screen(driver, "consent")
+        return screenshot(driver, path)

@@ -74,6 +74,7 @@ class LoadReport:
         latencies_ms: every request's latency.
         seconds: wall time of the whole run.
         errors: exceptions raised in participant threads (as text).
+        hanging: participants still running at the deadline.
     """
 
     answers: dict[str, list[tuple[str, int]]]
@@ -81,6 +82,7 @@ class LoadReport:
     latencies_ms: np.ndarray
     seconds: float
     errors: list[str]
+    hanging: int = 0
 
     @property
     def n_requests(self) -> int:
@@ -102,15 +104,22 @@ class LoadReport:
 
 def load_test(base_url: str, stimuli_by_public_id: Mapping[str, Mapping], *, n_classes: int,
               n_participants: int = 50, model: ResponseModel = ResponseModel(),
-              retry_share: float = 0.1, fetch_images: bool = True, seed: int = 0) -> LoadReport:
+              retry_share: float = 0.1, fetch_images: bool = True, seed: int = 0,
+              deadline: float | None = None, timeout: float = 60.0) -> LoadReport:
     """Runs ``n_participants`` whole sessions at once (one thread and connection each)
-    against a running server and measures every request's latency."""
+    against a running server and measures every request's latency.
+
+    Args:
+        deadline: seconds after which participants still running count as hanging (their
+            threads are left to their request ``timeout``); None waits for all.
+        timeout: seconds a client waits for one response.
+    """
     barrier = threading.Barrier(n_participants)
     answers, logs, errors = {}, [], []
     lock = threading.Lock()
 
     def one(i: int):
-        client = HttpClient(base_url, user_agent=f"gradreg_tf-load/{i}")
+        client = HttpClient(base_url, user_agent=f"gradreg_tf-load/{i}", timeout=timeout)
         try:
             barrier.wait()
             pid, got = run_participant(client, model, stimuli_by_public_id,
@@ -131,7 +140,10 @@ def load_test(base_url: str, stimuli_by_public_id: Mapping[str, Mapping], *, n_c
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    return LoadReport(answers, collections.Counter(s for _, s, _ in logs),
-                      np.array([1000 * sec for _, _, sec in logs]),
-                      time.perf_counter() - start, errors)
+        t.join(None if deadline is None
+               else max(0.0, deadline - (time.perf_counter() - start)))
+    seconds = time.perf_counter() - start
+    with lock:
+        return LoadReport(dict(answers), collections.Counter(s for _, s, _ in logs),
+                          np.array([1000 * sec for _, _, sec in logs]), seconds, list(errors),
+                          sum(t.is_alive() for t in threads))
