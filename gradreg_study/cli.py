@@ -479,12 +479,14 @@ def simulate(argv) -> pathlib.Path:
                                          original_share=args.original_share,
                                          cant_tell_share=args.cant_tell_share,
                                          attention_accuracy=args.attention_accuracy)
+        clock = simulation.SimulatedClock()
         app = server.create_app(study.root, db_path=db, protocol=protocol, simulated=True,
-                                synchronous="NORMAL")
+                                synchronous="NORMAL", clock=clock,
+                                config=_study_config(p, study, None, pilot=True))
     except (ValueError, storage.StoreMismatchError) as err:
         p.error(str(err))
     ctx = server.context(app)
-    client = simulation.FlaskClient(app)
+    client = simulation.FlaskClient(app, clock=clock)
     truth = ctx.store.stimuli()
     rng = np.random.default_rng(args.seed)
     it = range(args.participants)

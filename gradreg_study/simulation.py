@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -116,12 +117,37 @@ def toy_study(out_dir, *, n_items: int = 20, conditions: Sequence[str] = PAPER_C
     return stimuli.write_study(out_dir, manifest, images, overwrite=overwrite)
 
 
-class FlaskClient:
-    """The API through a Flask test client (no sockets)."""
+class SimulatedClock:
+    """A clock for the store (``create_app(clock=...)``) that simulated participants advance
+    by their response times, so that the server's timing (``server_rt_ms``, ``too_fast``,
+    abandonment) sees human-like times although the answers arrive at once."""
 
-    def __init__(self, app, *, user_agent: str = "gradreg_tf-simulated"):
+    def __init__(self, start: float = 1.0e9):
+        self.now = float(start)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += float(seconds)
+
+
+class FlaskClient:
+    """The API through a Flask test client (no sockets).
+
+    Args:
+        app: from :func:`gradreg_study.server.create_app`.
+        user_agent: the User-Agent header sent.
+        clock: the app's :class:`SimulatedClock`, advanced by each simulated response time.
+    """
+
+    def __init__(self, app, *, user_agent: str = "gradreg_tf-simulated",
+                 clock: SimulatedClock | None = None):
         self._client = app.test_client()
         self._headers = {"User-Agent": user_agent}
+        self.clock = clock
 
     def request(self, method: str, path: str, payload=None) -> tuple[int, dict]:
         resp = self._client.open(path, method=method, json=payload, headers=self._headers)
@@ -177,7 +203,9 @@ def run_participant(client, model: ResponseModel, stimuli_by_public_id: Mapping[
                 raise SimulationError(f"image {trial['image']} returned {status}")
         choice = model.choose(rng, stimuli_by_public_id[trial["stimulus"]], n_classes)
         payload = {"participant": pid, "stimulus": trial["stimulus"], "choice": choice,
-                   "response_ms": int(rng.integers(300, 3000))}
+                   "response_ms": int(rng.integers(400, 3000))}
+        if getattr(client, "clock", None) is not None:
+            client.clock.advance(payload["response_ms"] / 1000 + 0.05)
         status, reply = client.request("POST", "/api/answers", payload)
         if status != 201:
             raise SimulationError(f"answer {payload} returned {status}: {reply}")

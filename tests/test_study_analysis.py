@@ -138,20 +138,25 @@ def test_a_known_effect_is_recovered_through_the_http_api(study, tmp_path):
     from gradreg_study import server
 
     protocol = design.Protocol(trials=20, attention_share=0.1)
+    clock = simulation.SimulatedClock()
     app = server.create_app(study.root, db_path=tmp_path / "sim.sqlite3", protocol=protocol,
-                            simulated=True, synchronous="NORMAL")
+                            simulated=True, synchronous="NORMAL", clock=clock)
     store = server.context(app).store
-    client = simulation.FlaskClient(app)
+    client = simulation.FlaskClient(app, clock=clock)
     model = simulation.ResponseModel({"doubleback": 0.45}, default_target_share=0.15,
                                      original_share=0.4)
     rng = np.random.default_rng(1)
     truth = store.stimuli()
     for _ in range(24):
         simulation.run_participant(client, model, truth, rng, n_classes=10)
-    # rule=None: this store's export may predate the population columns (issue 21)
+    simulation.run_participant(client, model, truth, rng, n_classes=10, stop_after=5)  # leaves
+    # the default, pre-registered population rule on the server's export columns
     res = analysis.analyze(store.rows(), study.conditions, n_permutations=4999,
-                           n_bootstrap=4999, mixed=False, rule=None, simulated=True)
+                           n_bootstrap=4999, mixed=False, simulated=True,
+                           participants=store.participants())
     assert res.simulated
+    assert res.flow["registered"] == 25 and res.flow["completed"] == 24
+    assert res.flow["excluded"]["not completed"] == 1 and res.flow["analysed"] == 24
     p = res.primary
     assert p["n_participants"] == 24 and p["significant"] and p["p_permutation"] < 0.01
     assert p["ci_low"] > 0 and p["ci_low"] <= 0.30 <= p["ci_high"]
