@@ -6,7 +6,6 @@ them: ``apt-get install chromium chromium-driver``, ``pip install -e .[study]``)
 
 import contextlib
 import http.server
-import importlib
 import pathlib
 import sqlite3
 import threading

@@ -5,6 +5,7 @@ import collections
 import dataclasses
 import http.client
 import json
+import math
 import threading
 import time
 import urllib.parse
