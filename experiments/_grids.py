@@ -12,7 +12,9 @@ def originals(ds, n_per_class: int):
     and their labels and test indices."""
     import numpy as np
 
-    idx = np.concatenate([_common.first_of_each_class(ds.y_test, ds.n_classes, offset=o)
+    from gradreg_tf.data.base import first_of_each_class
+
+    idx = np.concatenate([first_of_each_class(ds.y_test, ds.n_classes, offset=o)
                           for o in range(n_per_class)])
     idx = idx.reshape(n_per_class, ds.n_classes).T.ravel()  # class 0 x n, class 1 x n, ...
     return np.asarray(ds.x_test[idx]), np.asarray(ds.y_test[idx]), idx

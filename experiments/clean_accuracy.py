@@ -16,9 +16,7 @@ import _common
 
 
 def main(argv=None):
-    p = _common.parser(__doc__.splitlines()[0])
-    _common.add_n_test(p)
-    args = p.parse_args(argv)
+    args, ds, n = _common.test_set_run(__doc__.splitlines()[0], argv)
 
     import numpy as np
 
@@ -26,8 +24,6 @@ def main(argv=None):
     from gradreg_tf.attacks import predict_labels
     from gradreg_tf.eval.metrics import macro_f1
 
-    ds = _common.load_dataset(args)
-    n = _common.n_test(ds, args)
     models = _common.paper_models(ds, args)
     paper = {r["model"]: r for r in published.load_clean_accuracy(dataset=ds.name)}
     y = np.asarray(ds.y_test[:n])

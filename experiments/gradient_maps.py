@@ -28,13 +28,14 @@ def main(argv=None):
     import numpy as np
 
     from gradreg_tf import plotting, saliency
+    from gradreg_tf.data.base import first_of_each_class
     from gradreg_tf.eval.metrics import gradient_map_stats
 
     ds = _common.load_dataset(args)
     if not 1 <= args.n_classes <= ds.n_classes:
         p.error(f"--n-classes must be in [1, {ds.n_classes}], received {args.n_classes}")
     offset = args.offset if args.offset is not None else (1 if ds.name == "svhn" else 0)
-    idx = _common.first_of_each_class(ds.y_test, ds.n_classes, offset=offset)[:args.n_classes]
+    idx = first_of_each_class(ds.y_test, ds.n_classes, offset=offset)[:args.n_classes]
     x = np.asarray(ds.x_test[idx])
     models = _common.paper_models(ds, args)
     grads = {name: saliency.sum_logp_gradients(m, x) for name, m in models.items()}
@@ -44,15 +45,11 @@ def main(argv=None):
         shown, row_labels=labels, col_labels=[ds.class_names[int(ds.y_test[i])] for i in idx],
         title=fr"$\nabla_x \log f(X)$ for CNNs on {_common.title(ds)}" + "\n"
               + _common.budget_text(ds, args), cell_size=1.05)
-    stem = _common.stem(args, ds, "gradient_maps")
-    _common.save(fig, stem)
-    np.savez_compressed(stem.with_suffix(".npz"), indices=idx, images=x,
-                        **{f"grad_{k}": v for k, v in grads.items()})
     stats = gradient_map_stats(grads, x)
-    _common.write_json(stem.with_suffix(".json"), {
-        **_common.metadata(ds, args, __file__, test_indices=idx, offset=offset),
-        "gradient": "d/dx sum_k log softmax(logits)_k, per example, training=False",
-        "maps": stats})
+    _common.write_results(
+        args, ds, "gradient_maps", __file__, meta={"test_indices": idx, "offset": offset},
+        fig=fig, arrays={"indices": idx, "images": x, **{f"grad_{k}": v for k, v in grads.items()}},
+        gradient="d/dx sum_k log softmax(logits)_k, per example, training=False", maps=stats)
     return stats
 
 

@@ -22,17 +22,13 @@ DIRECTIONS = (("fgsm", 0, r"$\|\nabla_x H(y, \hat{y})\|_2$ (FGSM)"),
 
 
 def main(argv=None):
-    p = _common.parser(__doc__.splitlines()[0])
-    _common.add_n_test(p)
-    args = p.parse_args(argv)
+    args, ds, n = _common.test_set_run(__doc__.splitlines()[0], argv)
 
     import numpy as np
 
     from gradreg_tf import plotting, saliency
     from gradreg_tf.eval.metrics import distribution_summary
 
-    ds = _common.load_dataset(args)
-    n = _common.n_test(ds, args)
     x, y = ds.x_test[:n], ds.y_test[:n]
     models = _common.paper_models(ds, args)
     fig = plotting.new_figure((9, 7))
@@ -54,14 +50,10 @@ def main(argv=None):
                          **distribution_summary(v, floor=saliency.NORM_FLOOR)})
     fig.suptitle(f"Adversarial input gradient norms for CNNs on {_common.title(ds)} "
                  f"({n} test images)\n{_common.budget_text(ds, args)}", fontsize=12)
-    stem = _common.stem(args, ds, "gradient_norms")
-    _common.save(fig, stem)
-    _common.write_csv(stem.with_suffix(".csv"), rows)
-    np.savez_compressed(stem.with_suffix(".npz"), **raw)
-    _common.write_json(stem.with_suffix(".json"), {
-        **_common.metadata(ds, args, __file__, n_test=n),
-        "gradient": "L2 norm of d/dx mean_chunk CE(labels), chunks of 1000, floored at 1e-20",
-        "summary": rows})
+    _common.write_results(
+        args, ds, "gradient_norms", __file__, meta={"n_test": n}, fig=fig, rows=rows, arrays=raw,
+        gradient="L2 norm of d/dx mean_chunk CE(labels), chunks of 1000, floored at 1e-20",
+        summary=rows)
     return rows
 
 

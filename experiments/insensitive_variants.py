@@ -32,15 +32,11 @@ CELL_TEXT = {"target": "insensitive attacked by the 4 others", "source": "its ex
 
 
 def main(argv=None):
-    p = _common.parser(__doc__.splitlines()[0])
-    _common.add_n_test(p)
-    args = p.parse_args(argv)
+    args, ds, n = _common.test_set_run(__doc__.splitlines()[0], argv)
 
     from gradreg_tf import plotting, published
     from gradreg_tf.eval import compare, grids
 
-    ds = _common.load_dataset(args)
-    n = _common.n_test(ds, args)
     base = _common.paper_models(ds, args)
     certainty = _common.paper_models(ds, args, names=("certainty",))
     candidates = {"insensitive": base["insensitive"], **certainty}

@@ -1,18 +1,12 @@
-"""The paper's MNIST transfer grids (FGSM and TGSM), 5 x 5 models x 8 eps: figure + CSV.
+"""The paper's MNIST transfer grids (FGSM and TGSM): ``experiments/transfer.py`` with
+``--dataset mnist`` as the default (its docstring lists the options and the outputs)."""
 
-    python experiments/mnist_transfer.py [--budget reduced | --quick] [--n-examples all]
-
-Same as ``experiments/transfer.py --dataset mnist`` (see its docstring for the outputs).
-"""
-
+import functools
 import sys
 
 import transfer
 
-
-def main(argv=None):
-    return transfer.main(argv, default_dataset="mnist")
-
+main = functools.partial(transfer.main, default_dataset="mnist")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

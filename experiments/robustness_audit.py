@@ -21,128 +21,56 @@ raised, cleared or "not evaluated" when the run did not measure its evidence). W
   (:func:`gradreg_tf.eval.audit.save_per_example`), so the worst case can be recomputed on any
   subset of the images;
 * ``<stem>.md``: the summary table (transfer, which the paper's claims are about, beside the
-  worst case).
+  worst case; :func:`gradreg_tf.eval.audit.summary_markdown`).
 
 Every file is written to a temporary name and renamed, so a crash leaves no half-written file.
 """
 
 from __future__ import annotations
 
-import os
-import pathlib
 import sys
 import time
 
 import _common
 
 from gradreg_tf import cli
-
-TABLE_EPS = (0.1, 0.2, 0.3)
-"""The eps of the summary table (MNIST's customary 0.1-0.3; those on the grid are shown)."""
-
-CSV_FIELDS = ("dataset", "budget", "model", "attack", "eps", "accuracy", "n_correct",
-              "n_examples", "source", "source_attack")
+from gradreg_tf.recipes import PAPER_MODELS
 
 
 def build_parser():
     from gradreg_tf.eval.audit import AUDIT_EPSILONS
-    from gradreg_tf.recipes import PAPER_MODELS
 
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--n-test", type=int, default=1000, help="first N test images")
     p.add_argument("--steps", type=int, default=40, help="PGD steps per restart")
-    p.add_argument("--restarts", type=int, default=5, help="PGD random restarts")
+    p.add_argument("--restarts", type=cli.positive_int, default=5, help="PGD random restarts")
     p.add_argument("--epsilons", type=cli.nonnegative_floats,
                    default=",".join(f"{e:g}" for e in AUDIT_EPSILONS),
                    help="comma-separated L-inf eps (0 = clean is always included)")
     p.add_argument("--models", default=",".join(PAPER_MODELS),
                    help=f"comma-separated models to audit, from {', '.join(PAPER_MODELS)}")
-    p.add_argument("--apgd-steps", type=int, default=100, help="APGD-CE/APGD-T steps")
-    p.add_argument("--apgd-targets", type=int, default=3, help="APGD-T target classes")
-    p.add_argument("--square-queries", type=int, default=1000, help="Square Attack queries")
+    p.add_argument("--apgd-steps", type=cli.positive_int, default=100,
+                   help="APGD-CE/APGD-T steps")
+    p.add_argument("--apgd-targets", type=cli.positive_int, default=3,
+                   help="APGD-T target classes")
+    p.add_argument("--square-queries", type=cli.positive_int, default=1000,
+                   help="Square Attack queries")
     p.add_argument("--attack-seed", type=int, default=0,
                    help="seed of PGD's random starts and of the noise")
     return p
 
 
-def summary_rows(result, table_eps) -> list[dict]:
-    """Per model: clean accuracy, best transfer and worst case at ``table_eps``, the strongest
-    single attack at the largest of them, and the masking checks that fired."""
-    from gradreg_tf import plotting
-    from gradreg_tf.eval import audit
-
-    # (not Square: it attacks only the gradient attacks' survivors, so its curve is a joint one)
-    single = ([a.value for a in audit.WhiteBox] + [audit.APGD_CE, audit.APGD_T]
-              + [audit.BEST_TRANSFER, audit.NOISE])
-    rows = []
-    for name in result.models:
-        row = {"model": name, "label": plotting.model_text(name),
-               "clean": result.accuracy(name, audit.WORST_CASE, 0.0)}
-        for e in table_eps:
-            row[f"transfer@{e:g}"] = result.accuracy(name, audit.BEST_TRANSFER, e)
-            row[f"whitebox_pgd_ce@{e:g}"] = result.accuracy(name, audit.WhiteBox.PGD_CE.value, e)
-            row[f"worst_case@{e:g}"] = result.accuracy(name, audit.WORST_CASE, e)
-        if table_eps:
-            last = table_eps[-1]
-            row["strongest_attack"] = min(single, key=lambda a: result.accuracy(name, a, last))
-            row["strongest_at"] = last
-        row["masking_flags"] = list(result.flags(name))
-        row["not_evaluated"] = list(result.not_evaluated(name))
-        rows.append(row)
-    return rows
-
-
-def markdown(rows, table_eps) -> str:
-    def pct(v):
-        return "n/a" if v != v else f"{100 * v:.1f}%"
-
-    columns = [("label", "Model"), ("clean", "Clean")]
-    columns += [(f"transfer@{e:g}", f"Best transfer ε={e:g}") for e in table_eps]
-    columns += [(f"worst_case@{e:g}", f"Worst case ε={e:g}") for e in table_eps]
-    columns += [("strongest", f"Strongest attack ε={table_eps[-1]:g}" if table_eps else ""),
-                ("flags", "Gradient masking")]
-    shown = []
-    for r in rows:
-        s = {k: (pct(v) if isinstance(v, float) else v) for k, v in r.items()}
-        s["strongest"] = r.get("strongest_attack", "")
-        s["flags"] = "yes: " + ", ".join(r["masking_flags"]) if r["masking_flags"] else "no"
-        if r.get("not_evaluated"):
-            s["flags"] += " (not evaluated: " + ", ".join(r["not_evaluated"]) + ")"
-        shown.append(s)
-    return _common.markdown_table(shown, columns)
-
-
-def _replace_atomically(tmp: pathlib.Path, final: pathlib.Path) -> pathlib.Path:
-    os.replace(tmp, final)
-    return final
-
-
-def _tmp(path: pathlib.Path) -> pathlib.Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
 def main(argv=None):
     """Runs the audit; returns the :class:`gradreg_tf.eval.audit.AuditResult`."""
-    from gradreg_tf.recipes import PAPER_MODELS
-
     p = build_parser()
     args = p.parse_args(argv)
     epsilons = args.epsilons
-    names = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    unknown = [m for m in names if m not in PAPER_MODELS]
-    if unknown or not names:
-        p.error(f"--models: unknown {unknown or names}; choose from {', '.join(PAPER_MODELS)}")
+    names = cli.check_names(p, args.models, PAPER_MODELS, option="--models")
     if len(set(epsilons)) != len(epsilons):
         p.error(f"--epsilons: each value at most once, received {args.epsilons!r}")
     if not any(e > 0 for e in epsilons):
         p.error(f"--epsilons: needs a value > 0 (eps 0, the clean accuracy, is always "
                 f"measured; no attack would run), received {args.epsilons!r}")
-    for option in ("n_test", "steps", "restarts", "apgd_steps", "apgd_targets",
-                   "square_queries"):
-        if getattr(args, option) < 1:
-            p.error(f"--{option.replace('_', '-')} must be >= 1, received {getattr(args, option)}")
-    if args.attack_seed < 0:
-        p.error(f"--attack-seed must be >= 0, received {args.attack_seed}")
 
     from gradreg_tf import plotting
     from gradreg_tf.eval import audit
@@ -163,57 +91,32 @@ def main(argv=None):
     audit_seconds = time.time() - audit_start
     _common.log(f"audit done in {audit_seconds:.0f} s")
 
-    table_eps = tuple(e for e in TABLE_EPS if e in result.epsilons)
-    summary = summary_rows(result, table_eps)
+    table_eps = tuple(e for e in audit.TABLE_EPS if e in result.epsilons)
+    summary = audit.summary_rows(result, table_eps, label=plotting.model_text)
     stem = _common.stem(args, ds, f"robustness_audit_{args.budget}" if not args.batches
                         else f"robustness_audit_{args.batches}b")
     budget = _common.budget_text(ds, args)
     csv_path, json_path, md_path = (stem.with_suffix(s) for s in (".csv", ".json", ".md"))
-
-    rows = [dict(dataset=ds.name, budget=args.budget, **r.as_dict()) for r in result.rows]
-    _common.write_csv(_tmp(csv_path), rows, list(CSV_FIELDS))
-    curves = {m: {a: result.curve(m, a) for a in AUDIT_STYLES}
-              for m in result.models}
-    fig = plot_robustness_audit(
-        result.epsilons, curves, flags={m: result.flags(m) for m in result.models},
+    _common.write_csv(csv_path, [dict(dataset=ds.name, budget=args.budget, **r.as_dict())
+                                 for r in result.rows], audit.CSV_FIELDS)
+    _common.save(plot_robustness_audit(
+        result.epsilons, {m: {a: result.curve(m, a) for a in AUDIT_STYLES} for m in result.models},
+        flags={m: result.flags(m) for m in result.models},
         title=f"Robustness audit, {_common.title(ds)}",
         caption=f"{budget}; first {n} test images; PGD {args.steps} steps of 2.5ε/"
                 f"{args.steps}, {args.restarts} restarts; APGD-CE/-T {args.apgd_steps} steps; "
-                f"Square {args.square_queries} queries; worst case = per image over all attacks")
-    figure_tmp = stem.with_name(f".{stem.name}.{os.getpid()}.tmp")
-    figure_paths = [_replace_atomically(path, stem.with_suffix(path.suffix))
-                    for path in plotting.save_figure(fig, figure_tmp)]
-    _common.log("wrote " + ", ".join(str(path) for path in figure_paths))
-    _common.write_json(json_path, {  # atomic itself (and moves the run log beside it)
+                f"Square {args.square_queries} queries; worst case = per image over all attacks"),
+        stem)
+    _common.write_json(json_path, {
         **_common.metadata(ds, args, __file__, n_examples=n,
                            seconds=round(time.time() - start, 1),
                            audit_seconds=round(audit_seconds, 1)),
-        "settings": result.settings,
-        "seconds_per_model": result.seconds,
-        "diagnostics": {m: [d.as_dict() for d in checks]
-                        for m, checks in result.diagnostics.items()},
-        "masked": {m: result.masked(m) for m in result.models},
-        "not_evaluated": {m: list(result.not_evaluated(m)) for m in result.models},
-        "per_example": stem.with_suffix(".per_example.npz").name,
-        "summary": summary,
-        "note": "The paper's robustness claims concern transfer (black-box) attacks; the "
-                "worst case adds white-box FGSM/PGD on the cross-entropy and the margin, "
-                "APGD-CE, APGD-T, the gradient-free Square Attack, and noise.",
-    })
-    _tmp(md_path).write_text(
-        f"Robustness audit, {_common.title(ds)} ({budget}; first {n} test images; PGD "
-        f"{args.steps} steps, {args.restarts} restarts; APGD-CE and APGD-T {args.apgd_steps} "
-        f"steps, {args.apgd_targets} targets; Square {args.square_queries} queries). The paper's claims are about "
-        f"transfer; the worst case is over every attack of the audit, per image.\n\n"
-        + markdown(summary, table_eps))
-    for path in (csv_path, md_path):
-        _replace_atomically(_tmp(path), path)
+        **audit.report(result, summary, per_example=stem.with_suffix(".per_example.npz").name)})
+    _common.io.write_text(md_path, audit.summary_document(result, summary, table_eps,
+                                                          title=_common.title(ds), budget=budget))
     audit.save_per_example(result, stem.with_suffix(".per_example.npz"))
-    for row in summary:
-        flags = ", ".join(row["masking_flags"]) or "none"
-        worst = ", ".join(f"{100 * row[f'worst_case@{e:g}']:.1f}%" for e in table_eps)
-        _common.log(f"{row['model']:>12}: clean {100 * row['clean']:.1f}%, worst case at "
-                    f"{table_eps}: {worst}; masking flags: {flags}")
+    for line in audit.summary_lines(summary, table_eps):
+        _common.log(line)
     _common.log(f"wrote {csv_path}, {json_path}, {md_path} in {time.time() - start:.0f} s")
     return result
 

@@ -34,18 +34,6 @@ from gradreg_tf import cli
 ATTACKS = ("fgsm", "tgsm")
 
 
-def _n_examples(text: str):
-    if text == "all":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"--n-examples must be a positive integer or 'all', received {text!r}")
-    return value
-
-
 def build_parser(default_dataset: str = "mnist"):
     p = _common.parser(__doc__.splitlines()[0], default_dataset=default_dataset)
     p.add_argument("--n-examples", default="256",
@@ -63,14 +51,8 @@ def main(argv=None, *, default_dataset: str = "mnist"):
     """Runs the transfer experiment; returns the written rows (list of dicts)."""
     p = build_parser(default_dataset)
     args = p.parse_args(argv)
-    try:
-        n_arg = _n_examples(args.n_examples)
-    except ValueError as err:
-        p.error(str(err))
-    attacks = [a.strip().lower() for a in args.attacks.split(",") if a.strip()]
-    bad = [a for a in attacks if a not in ATTACKS]
-    if bad or not attacks:
-        p.error(f"--attacks: unknown {bad or attacks}; choose from {', '.join(ATTACKS)}")
+    n_arg = cli.check_count_or_all(p, args.n_examples, option="--n-examples")
+    attacks = cli.check_names(p, args.attacks, ATTACKS, option="--attacks", lower=True)
 
     from gradreg_tf import plotting, published
     from gradreg_tf.eval import compare, grids
@@ -78,8 +60,7 @@ def main(argv=None, *, default_dataset: str = "mnist"):
     epsilons = grids.PAPER_EPSILONS if args.epsilons is None else args.epsilons
     start = time.time()
     ds = _common.load_dataset(args)
-    n_test = len(ds.x_test)
-    n_all = min(n_test, _common.NOTEBOOK_TEST_SIZE.get(ds.name, n_test))
+    n_test, n_all = len(ds.x_test), _common.notebook_test_size(ds)
     n = n_all if n_arg == "all" else min(n_arg, n_test)
     if n_arg != "all" and n_arg > n_test:
         _common.log(f"note: --n-examples {n_arg} > {n_test} test images; using {n}.")
@@ -99,10 +80,7 @@ def main(argv=None, *, default_dataset: str = "mnist"):
         ours, theirs, summary[attack] = compare.grid_vs_published(these, ds.name, attack, names,
                                                                   epsilons, n)
         cmp = summary[attack]["vs_published"]
-        notes = [] if not cmp.get("n_points") else [
-            f"|ours − published|: mean {cmp['mean_abs_difference']:.3f}, "
-            f"max {cmp['max_abs_difference']:.2f}",
-            f"{100 * cmp['fraction_within_2se']:.0f}% of points within 2 SE (n = {n})"]
+        notes = compare.agreement_notes(cmp, n)
         fig = plotting.plot_transfer_grid(
             epsilons, ours, names, reference=theirs if cmp.get("n_points") else None,
             attack_label=attack.upper(),

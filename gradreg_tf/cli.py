@@ -73,6 +73,46 @@ def nonnegative_floats(text) -> tuple[float, ...]:
             f"expected comma-separated finite numbers >= 0, received {text!r} ({err})") from None
 
 
+def check_names(p: argparse.ArgumentParser, text: str, choices, *, option: str,
+                lower: bool = False) -> tuple[str, ...]:
+    """The comma-separated names of option ``option`` (its value ``text``), each one of
+    ``choices``; ``lower``: compared in lower case. The option keeps its text, so a script's
+    recorded options do not change.
+
+    Returns:
+        The names, in the order given.
+
+    Raises:
+        SystemExit: ``p.error`` (exit status 2) for an unknown name or none at all.
+    """
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    names = [n.lower() for n in names] if lower else names
+    unknown = [n for n in names if n not in choices]
+    if unknown or not names:
+        p.error(f"{option}: unknown {unknown or names}; choose from {', '.join(choices)}")
+    return tuple(names)
+
+
+def check_count_or_all(p: argparse.ArgumentParser, text: str, *, option: str) -> int | str:
+    """The value of a count option that also takes ``all`` (kept as text in the options).
+
+    Returns:
+        ``"all"`` or the count (an integer >= 1).
+
+    Raises:
+        SystemExit: ``p.error`` (exit status 2) for anything else.
+    """
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        p.error(f"{option} must be a positive integer or 'all', received {text!r}")
+    return value
+
+
 OPTION_TYPES = {
     "--eps": nonnegative_float,
     "--gamma": fraction,

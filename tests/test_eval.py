@@ -97,3 +97,17 @@ def test_moved_modules_are_attributes_of_the_package():
         assert gradreg_tf.evaluation is importlib.import_module("gradreg_tf.eval.grids")
     with pytest.raises(AttributeError, match="no_such_module"):
         gradreg_tf.no_such_module
+
+
+def test_result_files_are_atomic_and_keep_the_run_log_apart(tmp_path):
+    import json
+
+    from gradreg_tf.eval import io
+
+    path = io.write_json(tmp_path / "a" / "x.json",
+                         {"v": np.float32(0.5), "nan": float("nan"), "run": {"seconds": 1}})
+    assert json.loads(path.read_text()) == {"v": 0.5, "nan": None}
+    assert json.loads(io.run_log_path(path).read_text()) == {"seconds": 1}
+    assert io.write_csv(tmp_path / "x.csv", [{"a": 1, "b": 2}], ["b"]).read_bytes() == b"b\r\n2\r\n"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "x.csv", "x.json", "x.run.json"]
+    assert io.markdown_table([{"k": 1}], [("k", "K")]) == "| K |\n|---|\n| 1 |\n"

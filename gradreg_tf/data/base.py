@@ -133,3 +133,27 @@ class Dataset:
         if self.deviation:
             text += " [deviates from the paper, see .deviation]"
         return text
+
+
+def first_of_each_class(y, n_classes: int, *, offset: int = 0):
+    """Index of the ``offset``-th example of each class, in class order.
+
+    Raises:
+        ValueError: if a class has too few examples.
+    """
+    out = []
+    for k in range(n_classes):
+        idx = np.flatnonzero(np.asarray(y) == k)
+        if len(idx) <= offset:
+            raise ValueError(f"class {k} has {len(idx)} test examples, need more than {offset}.")
+        out.append(int(idx[offset]))
+    return np.array(out)
+
+
+NOTEBOOK_TEST_SIZE = {"svhn": 4000}
+"""Test images the notebooks used when not the whole test set (SVHN: ``Xt[:4000]``)."""
+
+
+def notebook_test_size(ds) -> int:
+    """Test images the notebooks scored: all (MNIST, notMNIST), the first 4000 (SVHN)."""
+    return min(len(ds.x_test), NOTEBOOK_TEST_SIZE.get(ds.name, len(ds.x_test)))

@@ -74,12 +74,20 @@ from gradreg_tf.attacks.square import check_p_init
 from gradreg_tf.eval.grids import PAPER_EPSILONS
 from gradreg_tf.types import ModelFn, TensorLike
 
-__all__ = ["APGD_CE", "APGD_T", "AUDIT_EPSILONS", "AuditResult", "AuditRow", "Check",
-           "GRADIENT_ATTACKS", "Diagnostic", "NOT_EVALUATED", "SQUARE", "Thresholds", "WhiteBox", "load_per_example",
-           "robustness_audit", "save_per_example"]
+__all__ = ["APGD_CE", "APGD_T", "AUDIT_EPSILONS", "AuditResult", "AuditRow", "CSV_FIELDS",
+           "Check", "GRADIENT_ATTACKS", "Diagnostic", "NOT_EVALUATED", "SQUARE", "TABLE_EPS",
+           "Thresholds", "WhiteBox", "load_per_example", "robustness_audit", "save_per_example",
+           "report", "summary_document", "summary_lines", "summary_markdown", "summary_rows"]
 
 AUDIT_EPSILONS = PAPER_EPSILONS
 """The eps grid of the audit: the paper's transfer grid, 0 to 0.7 (0 = clean accuracy)."""
+
+TABLE_EPS = (0.1, 0.2, 0.3)
+"""The eps of the summary table (MNIST's customary 0.1-0.3; those on the grid are shown)."""
+
+CSV_FIELDS = ("dataset", "budget", "model", "attack", "eps", "accuracy", "n_correct",
+              "n_examples", "source", "source_attack")
+"""The columns of the audit's CSV: :class:`AuditRow` with the dataset and the budget."""
 
 
 class WhiteBox(str, enum.Enum):
@@ -310,12 +318,6 @@ def _check_epsilons(epsilons) -> tuple[float, ...]:
     return tuple(sorted(set([0.0] + values)))
 
 
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, received {seed!r}.")
-    return int(seed)
-
-
 def _predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
     return predict_labels(model, x, batch_size=batch_size)
 
@@ -377,14 +379,11 @@ def robustness_audit(models: Mapping[str, ModelFn], x: TensorLike, y: TensorLike
     models = _check_models(models)
     bounds = _checks.as_bounds(bounds)
     eps_grid = _check_epsilons(epsilons)
-    steps = G.check_positive_int(steps, name="steps")
-    restarts = G.check_positive_int(restarts, name="restarts")
-    batch_size = G.check_positive_int(batch_size, name="batch_size")
-    fgsm_batch_size = G.check_positive_int(fgsm_batch_size, name="fgsm_batch_size")
-    seed = _check_seed(seed)
-    apgd_steps = G.check_positive_int(apgd_steps, name="apgd_steps")
-    apgd_targets = G.check_positive_int(apgd_targets, name="apgd_targets")
-    square_queries = G.check_positive_int(square_queries, name="square_queries")
+    steps, restarts, batch_size, fgsm_batch_size = G.check_positive_ints(
+        steps=steps, restarts=restarts, batch_size=batch_size, fgsm_batch_size=fgsm_batch_size)
+    seed = _checks.check_seed(seed)
+    apgd_steps, apgd_targets, square_queries = G.check_positive_ints(
+        apgd_steps=apgd_steps, apgd_targets=apgd_targets, square_queries=square_queries)
     square_p_init = check_p_init(square_p_init)
     if not isinstance(thresholds, Thresholds):
         raise TypeError(f"thresholds must be a gradreg_tf.eval.audit.Thresholds, received "
@@ -656,3 +655,114 @@ def _diagnose(rows: list[AuditRow], eps_grid, zero_share: float, thresholds: Thr
                               threshold=limit, eps=eps, description=_CHECK_TEXT[check],
                               status=status))
     return tuple(out)
+
+
+def summary_rows(result: AuditResult, table_eps, *, label=str) -> list[dict]:
+    """Per model: clean accuracy, best transfer, white-box PGD-CE and worst case at each of
+    ``table_eps``, the strongest single attack at the largest of them, and the masking checks
+    that fired or were not evaluated.
+
+    Args:
+        result: an :class:`AuditResult`.
+        table_eps: the eps of the table (on ``result.epsilons``).
+        label: the model's name as shown in the table (e.g.
+            :func:`gradreg_tf.plotting.model_text`).
+    """
+    # (not Square: it attacks only the gradient attacks' survivors, so its curve is a joint one)
+    single = [a.value for a in WhiteBox] + [APGD_CE, APGD_T, BEST_TRANSFER, NOISE]
+    rows = []
+    for name in result.models:
+        row = {"model": name, "label": label(name),
+               "clean": result.accuracy(name, WORST_CASE, 0.0)}
+        for e in table_eps:
+            row[f"transfer@{e:g}"] = result.accuracy(name, BEST_TRANSFER, e)
+            row[f"whitebox_pgd_ce@{e:g}"] = result.accuracy(name, WhiteBox.PGD_CE.value, e)
+            row[f"worst_case@{e:g}"] = result.accuracy(name, WORST_CASE, e)
+        if table_eps:
+            last = table_eps[-1]
+            row["strongest_attack"] = min(single, key=lambda a: result.accuracy(name, a, last))
+            row["strongest_at"] = last
+        row["masking_flags"] = list(result.flags(name))
+        row["not_evaluated"] = list(result.not_evaluated(name))
+        rows.append(row)
+    return rows
+
+
+def summary_markdown(rows, table_eps) -> str:
+    """The markdown table of :func:`summary_rows` (percentages; the masking checks that fired
+    and those not evaluated)."""
+    from gradreg_tf.eval.io import markdown_table
+
+    def pct(v):
+        return "n/a" if v != v else f"{100 * v:.1f}%"
+
+    columns = [("label", "Model"), ("clean", "Clean")]
+    columns += [(f"transfer@{e:g}", f"Best transfer ε={e:g}") for e in table_eps]
+    columns += [(f"worst_case@{e:g}", f"Worst case ε={e:g}") for e in table_eps]
+    columns += [("strongest", f"Strongest attack ε={table_eps[-1]:g}" if table_eps else ""),
+                ("flags", "Gradient masking")]
+    shown = []
+    for r in rows:
+        s = {k: (pct(v) if isinstance(v, float) else v) for k, v in r.items()}
+        s["strongest"] = r.get("strongest_attack", "")
+        s["flags"] = "yes: " + ", ".join(r["masking_flags"]) if r["masking_flags"] else "no"
+        if r.get("not_evaluated"):
+            s["flags"] += " (not evaluated: " + ", ".join(r["not_evaluated"]) + ")"
+        shown.append(s)
+    return markdown_table(shown, columns)
+
+
+def summary_lines(rows, table_eps) -> list[str]:
+    """One line per model of :func:`summary_rows`: clean accuracy, worst case at ``table_eps``
+    and the masking checks that fired."""
+    lines = []
+    for row in rows:
+        flags = ", ".join(row["masking_flags"]) or "none"
+        worst = ", ".join(f"{100 * row[f'worst_case@{e:g}']:.1f}%" for e in table_eps)
+        lines.append(f"{row['model']:>12}: clean {100 * row['clean']:.1f}%, worst case at "
+                     f"{table_eps}: {worst}; masking flags: {flags}")
+    return lines
+
+
+def report(result: AuditResult, summary, *, per_example: str) -> dict:
+    """The results of the audit's JSON, in order: settings, timing, diagnostics, the masking
+    verdicts, the name of the per-example file, the summary (:func:`summary_rows`) and a note.
+
+    Args:
+        result: an :class:`AuditResult`.
+        summary: its :func:`summary_rows`.
+        per_example: the file name :func:`save_per_example` wrote to.
+    """
+    return {
+        "settings": result.settings,
+        "seconds_per_model": result.seconds,
+        "diagnostics": {m: [d.as_dict() for d in checks]
+                        for m, checks in result.diagnostics.items()},
+        "masked": {m: result.masked(m) for m in result.models},
+        "not_evaluated": {m: list(result.not_evaluated(m)) for m in result.models},
+        "per_example": per_example,
+        "summary": summary,
+        "note": "The paper's robustness claims concern transfer (black-box) attacks; the "
+                "worst case adds white-box FGSM/PGD on the cross-entropy and the margin, "
+                "APGD-CE, APGD-T, the gradient-free Square Attack, and noise.",
+    }
+
+
+def summary_document(result: AuditResult, summary, table_eps, *, title: str, budget: str) -> str:
+    """The audit's markdown file: a paragraph on the setup (from ``result.settings``) and
+    :func:`summary_markdown`.
+
+    Args:
+        result: an :class:`AuditResult`.
+        summary: its :func:`summary_rows`.
+        table_eps: the eps of the table.
+        title: the dataset's title (e.g. ``"MNIST"``).
+        budget: the training budget's text (:func:`gradreg_tf.plan.budget_text`).
+    """
+    s = result.settings
+    return (f"Robustness audit, {title} ({budget}; first {s['n_examples']} test images; PGD "
+            f"{s['pgd_steps']} steps, {s['pgd_restarts']} restarts; APGD-CE and APGD-T "
+            f"{s['apgd_steps']} steps, {s['apgd_targets']} targets; Square "
+            f"{s['square_queries']} queries). The paper's claims are about transfer; the worst "
+            f"case is over every attack of the audit, per image.\n\n"
+            + summary_markdown(summary, table_eps))

@@ -238,3 +238,18 @@ def grid_vs_published(rows, dataset: str, attack: str, models, epsilons, n_examp
         "vs_published": metrics.grid_agreement(ours, theirs, models, epsilons, n_examples, mad),
         "blackbox_mean_ours": metrics.blackbox_means(ours, models),
         "blackbox_mean_published": metrics.blackbox_means(theirs, models)}
+
+
+def agreement_notes(agreement: dict, n_examples: int) -> list[str]:
+    """The figure's notes on ours against the published grid (none without a published point).
+
+    Args:
+        agreement: :func:`gradreg_tf.eval.metrics.grid_agreement` of the two grids.
+        n_examples: test images per cell of ours.
+    """
+    if not agreement.get("n_points"):
+        return []
+    return [f"|ours − published|: mean {agreement['mean_abs_difference']:.3f}, "
+            f"max {agreement['max_abs_difference']:.2f}",
+            f"{100 * agreement['fraction_within_2se']:.0f}% of points within 2 SE "
+            f"(n = {n_examples})"]

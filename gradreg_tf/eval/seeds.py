@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import pathlib
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from gradreg_tf import pretrained, recipes
 from gradreg_tf.eval import claims as C
+from gradreg_tf.eval.grids import (PAPER_EPSILONS, load_per_example, per_example_rows,
+                                   save_per_example, transfer_grid)
 
 ATTACKS = ("fgsm", "tgsm")
 
@@ -157,3 +161,74 @@ def report_markdown(report: SeedReport, *, missing: Sequence[int] = ()) -> str:
         lines.append(f"| {report.claims[seeds[0]][name].name} | " + " | ".join(cells)
                      + f" | {report.holds_on(name)} of {len(seeds)} |")
     return "\n".join(lines) + "\n"
+
+
+def run_root(seed: int, runs) -> pathlib.Path:
+    """Weights root of a seed's run: the shipped weights for seed 0, else ``<runs>/seed<s>``."""
+    return pretrained.WEIGHTS_DIR if seed == 0 else pathlib.Path(runs) / f"seed{seed}"
+
+
+def grid_file(seed: int, runs) -> pathlib.Path:
+    """Where a seed's per-image MNIST transfer grids are stored (next to its run)."""
+    return pathlib.Path(runs) / f"seed{seed}" / "mnist" / "transfer.per_example.npz"
+
+
+def seed_grid(ds, seed: int, *, runs, n_images: int = 2048, progress: bool = False,
+              log=print) -> list[dict] | None:
+    """A seed's per-image FGSM and TGSM grid rows: stored (:func:`grid_file`), or computed now
+    from its five MNIST models on the first ``n_images`` test images and stored.
+
+    Args:
+        ds: the MNIST :class:`gradreg_tf.data.Dataset`.
+        seed: the training seed.
+        runs: the folder of the non-shipping runs (``runs/``).
+        n_images: attacked test images.
+        progress: show progress bars.
+        log: told when the seed's models are not all there yet, or are attacked now.
+
+    Returns:
+        The rows (:func:`gradreg_tf.eval.grids.per_example_rows`), or None when not all five
+        models of the seed are there yet.
+
+    Raises:
+        ValueError: a model's manifest names another seed.
+    """
+    path = grid_file(seed, runs)
+    if not path.is_file():
+        root = run_root(seed, runs)
+        try:
+            metas = [pretrained.verify("mnist", m, root=root) for m in recipes.PAPER_MODELS]
+        except pretrained.PretrainedModelError as err:
+            log(f"seed {seed}: not all five models are there yet ({err})")
+            return None
+        if any(meta["seed"] != seed for meta in metas):
+            raise ValueError(f"{root}: a manifest's seed is not {seed}.")
+        models = {m: pretrained.load("mnist", m, root=root) for m in recipes.PAPER_MODELS}
+        log(f"seed {seed}: attacking its five models (first {n_images} test images)")
+        rows = [r for attack in ATTACKS for r in transfer_grid(
+            models, models, ds.x_test[:n_images], ds.y_test[:n_images], attack=attack,
+            bounds=ds.bounds, n_examples=n_images, progress=progress)]
+        save_per_example(path, rows)
+    return per_example_rows(load_per_example(path))
+
+
+def seed_clean_accuracy(seed: int, runs) -> dict:
+    """``{model: clean test accuracy}`` of a seed's five MNIST models, from their manifests."""
+    return {m: pretrained.manifest("mnist", m, root=run_root(seed, runs))["clean_test_accuracy"]
+            for m in recipes.PAPER_MODELS}
+
+
+def blackbox_bands(grids: Mapping[int, Sequence[Mapping]], published_rows, seeds, *,
+                   epsilons=PAPER_EPSILONS, targets=C.NON_DISTILLED) -> tuple[dict, dict]:
+    """Black-box accuracy curves per seed and the published ones, for the seed-band figure.
+
+    Returns:
+        ``(curves, reference)``: per attack (``"FGSM"``, ``"TGSM"``) an array ``[seed, target,
+        eps]`` of :func:`gradreg_tf.eval.claims.blackbox_curve` over ``seeds``, and the published
+        ``[target, eps]``.
+    """
+    curves = {a.upper(): np.array([[C.blackbox_curve(grids[s], a, t, epsilons) for t in targets]
+                                   for s in seeds]) for a in ATTACKS}
+    reference = {a.upper(): np.array([C.blackbox_curve(published_rows, a, t, epsilons)
+                                      for t in targets]) for a in ATTACKS}
+    return curves, reference

@@ -1,0 +1,117 @@
+"""The paper models of a figure script: what they cost before any training (batches per model,
+the budget text of titles and captions, which models would be trained now and for how long),
+then the models themselves (:func:`paper_models`).
+
+``args`` is the namespace of the shared script options (:func:`gradreg_tf.cli.parser`:
+``budget``, ``batches``, ``seed``, ``cache_dir``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from gradreg_tf import cli, recipes, zoo
+
+STEP_SECONDS = {"plain": 0.146, "penalty": 0.351, "adversarial": 0.364, "both": 0.569}
+"""Seconds per training batch of 256 of the paper's MNIST CNN on the reference machine (AMD EPYC,
+2 cores, shared; README "Performance", ``bench/train_step.py``): the basis of the estimates
+:func:`training_plan` gives. The SVHN network is larger, so its estimates are lower bounds."""
+
+ALTERNATIVES = {
+    "mnist": "faithful and fastest: --budget paper (the default) answers from the shipped models "
+             "without training; --quick trains ~1 epoch per model (a pipeline check, not a "
+             "reproduction)",
+    "notmnist": "the default is --budget reduced because the training data is notMNIST_small, on "
+                "which the paper's schedule overfits (README, Reproduction status); faithful: "
+                "--budget paper with notMNIST_large.tar.gz in --data-dir (several CPU-hours); "
+                "faster: --quick (~1 epoch per model, a pipeline check, not a reproduction)",
+    "svhn": "faster: --budget reduced (a tenth of the schedule) or --quick (~1 epoch per model, a "
+            "pipeline check); --budget paper is the faithful setup",
+}
+"""What a user can run instead, per dataset, said before any training."""
+
+
+def batches_per_model(ds, args) -> int:
+    """Batches a paper model of this budget actually trains (the original's epoch rounding)."""
+    nominal = zoo.resolve_batches(ds, args.budget, args.batches)
+    return recipes.paper_recipe(ds.name, "normal", n_batches=nominal).total_batches(len(ds.x_train))
+
+
+def budget_text(ds, args) -> str:
+    """E.g. ``"budget: reduced (1505 batches per model, seed 0)"``, for titles and captions."""
+    n = batches_per_model(ds, args)
+    head = f"{args.batches} nominal batches" if args.batches else f"budget: {args.budget}"
+    return f"{head} ({n} batches per model, seed {args.seed})"
+
+
+def step_seconds(recipe) -> float:
+    """Measured seconds per training batch of ``recipe`` (:data:`STEP_SECONDS`)."""
+    adversarial = getattr(recipe, "adversarial_eps", 0) > 0
+    penalty = getattr(recipe, "penalty", None) is not None
+    key = "both" if adversarial and penalty else "adversarial" if adversarial else (
+        "penalty" if penalty else "plain")
+    return STEP_SECONDS[key]
+
+
+def training_plan(ds, args, names) -> tuple[list[str], float]:
+    """Models of ``names`` that are neither shipped nor cached (so would be trained now), and an
+    estimate of the training time in seconds from :data:`STEP_SECONDS` (distillation: teacher and
+    student)."""
+    nominal = zoo.resolve_batches(ds, args.budget, args.batches)
+    todo, seconds = [], 0.0
+    for name in names:
+        recipe = recipes.paper_recipe(ds.name, name, n_batches=nominal)
+        if zoo.shipped_match(ds, recipe, seed=args.seed) is not None:
+            continue
+        if zoo.cached_model_path(ds, name, budget=args.budget, n_batches=args.batches,
+                                 seed=args.seed, cache_dir=args.cache_dir).is_file():
+            continue
+        todo.append(name)
+        steps = [recipe] + ([zoo.teacher_recipe(recipe)] if recipe.distill else [])
+        seconds += sum(r.total_batches(len(ds.x_train)) * step_seconds(r) for r in steps)
+    return todo, seconds
+
+
+def announce_training(ds, args, names, log) -> list[str]:
+    """Says through ``log``, before any training, which models will be trained, for how long
+    (estimated), and what the faster or faithful alternative is.
+
+    Returns:
+        The models to train.
+    """
+    todo, seconds = training_plan(ds, args, names)
+    if not todo:
+        log(f"no training: all {len(names)} models are shipped or cached ({budget_text(ds, args)})")
+        return todo
+    teacher = " (+ the distilled model's teacher)" if "distilled" in todo else ""
+    log(f"will train {len(todo)} {ds.name} model(s): {', '.join(todo)}{teacher}; "
+        f"{budget_text(ds, args)}; estimated {seconds / 60:.0f} min on 2 CPU cores "
+        f"(from measured step times{', a lower bound for SVHN' if ds.name == 'svhn' else ''}); "
+        f"trained models are cached for every later script")
+    if ds.name in ALTERNATIVES:
+        log(f"instead: {ALTERNATIVES[ds.name]}")
+    return todo
+
+
+def paper_models(ds, args, names=None, *, log=print) -> dict:
+    """``{name: trained model}`` from the shipped weights or the cache, training any that is
+    missing (announced first by :func:`announce_training`).
+
+    Args:
+        ds: the :class:`gradreg_tf.data.Dataset`.
+        args: the shared script options (also ``strategy`` and ``progress``).
+        names: the models (default: :data:`gradreg_tf.recipes.PAPER_MODELS`).
+        log: where the plan and the progress lines go.
+    """
+    names = tuple(names or recipes.PAPER_MODELS)
+    announce_training(ds, args, names, log)
+    strategy = cli.make_strategy(args.strategy)
+    out = {}
+    for i, name in enumerate(names, 1):
+        start = time.time()
+        log(f"[{i}/{len(names)}] {name} model ({budget_text(ds, args)})")
+        out[name] = zoo.trained_model(ds, name, budget=args.budget, n_batches=args.batches,
+                                      seed=args.seed, cache_dir=args.cache_dir,
+                                      progress=args.progress, strategy=strategy)
+        log(f"      ready in {time.time() - start:.1f} s")
+    return out
