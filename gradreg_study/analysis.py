@@ -98,9 +98,9 @@ def clean_rows(rows: Iterable[Mapping]) -> list[dict]:
             raise ValueError(f"answer row {i} lacks the columns {missing}; expected the export "
                              f"of `human_study.py export` (columns {list(_REQUIRED)} ...).")
         kind = row["kind"]
-        if kind not in ("adversarial", "attention"):
-            raise ValueError(f"answer row {i}: kind must be adversarial or attention, received "
-                             f"{kind!r}.")
+        if kind not in ("adversarial", "attention", "practice"):
+            raise ValueError(f"answer row {i}: kind must be adversarial, attention or practice, "
+                             f"received {kind!r}.")
         r = {**row, "participant_id": str(row["participant_id"]), "kind": kind,
              "condition": row["condition"] or None, "item_id": row["item_id"] or None,
              "original_label": _int_or_none(row["original_label"], "original_label"),
@@ -427,6 +427,8 @@ def analyze(rows: Iterable[Mapping], conditions: Sequence[str], *,
         excluded = sorted({r["participant_id"] for r in rows} - keep)
         rule_text = rule.text()
     else:
+        n_practice = sum(r["kind"] == "practice" for r in rows)  # never analysed
+        rows = [r for r in rows if r["kind"] != "practice"]
         excluded = exclusions(rows, min_attention)
     accuracy = attention_accuracy(rows)
     kept = [r for r in rows if r["participant_id"] not in set(excluded)]

@@ -76,6 +76,8 @@ def perturbation_sizes(rows: Sequence[Mapping], conditions: Sequence[str],
         return {"reported": False, "reason": "no stimulus metadata given"}
     by_id, by_item = {}, {}
     for s in stimuli:
+        if s.get("kind", "adversarial") != "adversarial":
+            continue  # clean images (attention checks, practice) have no perturbation
         if "linf" not in s:
             return {"reported": False,
                     "reason": f"the stimulus metadata records no 'linf' (keys {sorted(s)})"}

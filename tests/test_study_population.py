@@ -114,7 +114,9 @@ def test_report_response_times_perturbation_and_names():
     stimuli = ([{"stimulus_id": f"doubleback/i{i}", "condition": "doubleback",
                  "item_id": f"i{i}", "linf": 1.0} for i in range(2)]
                + [{"stimulus_id": f"normal/j{i}", "condition": "normal", "item_id": f"j{i}",
-                   "linf": 0.25 + 0.1 * i} for i in range(2)])
+                   "linf": 0.25 + 0.1 * i} for i in range(2)]
+               # a study's metadata also lists its clean images, which have no perturbation
+               + [{"stimulus_id": "clean/test7", "kind": "attention", "condition": None}])
     res = _run(_study(), stimuli=stimuli)
     linf = {c["condition"]: c["median"] for c in res.perturbation["conditions"]}
     assert linf == pytest.approx({"doubleback": 1.0, "normal": 0.30})
