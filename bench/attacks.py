@@ -20,7 +20,14 @@ the first MNIST test images:
   (1000 queries, p_init 0.8) beside ART's ``AutoProjectedGradientDescent`` (DLR loss, 100
   iterations, 1 random init, initial step 2·eps) and ``SquareAttack`` (1000 iterations,
   p_init 0.8, 1 restart): wall time and robust accuracy of each (one timed run each: these
-  attacks take minutes, not milliseconds);
+  attacks take minutes, not milliseconds); and, on the same images, the robustness audit's
+  per-image worst case over all its attacks (:meth:`gradreg_tf.audit.AuditResult.worst_case`
+  on the first ``--n-strong`` images of ``--audit-per-example``, default
+  ``figures/mnist_robustness_audit_paper.per_example.npz`` written by
+  ``experiments/robustness_audit.py``, checked against the models' clean predictions; if that
+  file is missing or does not cover the images and eps, the audit is run here on the
+  ``--strong-models`` only, without transfer from the other paper models), which issue 24
+  requires to be at most ART's APGD-DLR accuracy + 0.01;
 * if ART (adversarial-robustness-toolbox) is importable, ART's FastGradientMethod,
   SaliencyMapMethod and ProjectedGradientDescent on the same model and images; if cleverhans
   (v4) is importable, its ``tf2`` projected_gradient_descent; with the ratios. Neither is ever
@@ -33,7 +40,7 @@ Usage::
     python bench/attacks.py [--n-images 1000] [--n-jsma 100] [--gamma 0.1] [--no-art]
                             [--parts fgsm,tgsm,jsma,pgd,strong] [--repeats 3]
                             [--strong-models advtrain,insensitive] [--n-strong 200]
-                            [--strong-eps 0.1]
+                            [--strong-eps 0.1] [--audit-per-example PATH]
 """
 
 from __future__ import annotations
@@ -246,15 +253,64 @@ def _once(fn):
     return out, time.perf_counter() - start
 
 
-def strong_rows(names, n, eps, *, others: bool) -> list[tuple]:
-    """APGD-DLR and Square, ours vs ART's, on shipped models (module docstring)."""
+AUDIT_PER_EXAMPLE = (pathlib.Path(__file__).resolve().parents[1] / "figures"
+                     / "mnist_robustness_audit_paper.per_example.npz")
+
+
+def audit_worst_case(models: dict, x, y, eps, bounds, path) -> tuple[dict, str, float | None]:
+    """The audit's per-image worst-case accuracy at ``eps`` of each of ``models`` on ``x``:
+    ``({name: accuracy}, source, seconds or None)``.
+
+    From the per-example file ``path`` (a full audit of the paper models on at least
+    ``len(x)`` first test images, :func:`gradreg_tf.audit.load_per_example`) when it covers
+    the models and ``eps`` and its clean results equal the models' on ``x``; else the audit is
+    run here on ``models`` alone at eps (0, ``eps``) with its default (paper) settings.
+    """
+    try:
+        from gradreg_tf.eval import audit
+    except ImportError:  # before the move to the eval package
+        from gradreg_tf import audit
+
+    n = len(x)
+    why = f"{path} missing"
+    if path is not None and pathlib.Path(path).is_file():
+        epsilons, clean, correct = audit.load_per_example(path)
+        stored = audit.AuditResult(rows=(), diagnostics={}, epsilons=epsilons, settings={},
+                                   seconds={}, correct=correct, clean=clean)
+        near = [i for i, e in enumerate(epsilons) if abs(e - eps) < 1e-9]
+        ours = {name: predict_labels(m, x) == y for name, m in models.items()}
+        if not near:
+            why = f"{path} has no eps {eps:g}"
+        elif len(next(iter(clean.values()))) < n:
+            why = f"{path} covers {len(next(iter(clean.values())))} < {n} images"
+        elif any(name not in clean or not np.array_equal(clean[name][:n], ours[name])
+                 for name in models):
+            why = f"{path} does not match these models' clean predictions"
+        else:
+            return ({name: float(stored.worst_case(name, rows=np.arange(n))[near[0]])
+                     for name in models},
+                    f"{pathlib.Path(path).name}, all {len(clean)} models' attacks and transfer",
+                    None)
+    print(f"audit worst case: {why}; running the audit on {', '.join(models)} here")
+    start = time.perf_counter()
+    result = audit.robustness_audit(models, x, y, bounds=bounds, epsilons=(0.0, eps))
+    seconds = time.perf_counter() - start
+    return ({name: float(result.worst_case(name)[1]) for name in models},
+            f"audit of {', '.join(models)} only (no transfer from the other paper models)",
+            seconds)
+
+
+def strong_rows(names, n, eps, *, others: bool, per_example=AUDIT_PER_EXAMPLE) -> list[tuple]:
+    """APGD-DLR and Square, ours vs ART's, and the audit's worst case, on shipped models
+    (module docstring)."""
     from gradreg_tf import pretrained
 
     mnist = data.load("mnist")
     x, y = mnist.x_test[:n], mnist.y_test[:n].astype(np.int64)
-    rows = []
+    models = {name: pretrained.load("mnist", name) for name in names}
+    rows, art_apgd_acc = [], {}
     for name in names:
-        model = pretrained.load("mnist", name)
+        model = models[name]
         acc = lambda adv: float(np.mean(predict_labels(model, adv) == y))  # noqa: E731
         apgd(model, x[:2], eps, bounds=mnist.bounds, y=y[:2], loss="dlr", steps=2)  # trace
         square(model, x[:2], eps, bounds=mnist.bounds, y=y[:2], queries=2)
@@ -286,7 +342,7 @@ def strong_rows(names, n, eps, *, others: bool) -> list[tuple]:
             nb_random_init=1, batch_size=len(x), loss_type="difference_logits_ratio",
             verbose=False)
         adv, sec = _once(lambda: art_apgd.generate(x, y=onehot))
-        a = acc(adv)
+        a = art_apgd_acc[name] = acc(adv)
         rows.append((f"{name}: ART APGD-DLR eps={eps:g}", f"{sec:.1f} s", "", f"accuracy {a:.3f}",
                      f"ours {'<=' if ours['apgd'][1] <= a + 0.01 else '>'} ART+0.01; ours "
                      f"x{sec / ours['apgd'][0]:.1f} faster"))
@@ -298,6 +354,15 @@ def strong_rows(names, n, eps, *, others: bool) -> list[tuple]:
                      f"accuracy {a:.3f}",
                      f"ours {'<=' if ours['square'][1] <= a + 0.01 else '>'} ART+0.01; ours "
                      f"x{sec / ours['square'][0]:.1f} faster"))
+    # read (or run) last: a full audit writing the per-example file may run beside the attacks
+    worst, worst_source, worst_sec = audit_worst_case(models, x, y, eps, mnist.bounds,
+                                                      per_example)
+    for name in names:
+        versus = ("" if name not in art_apgd_acc else
+                  f"{'<=' if worst[name] <= art_apgd_acc[name] + 0.01 else '>'} ART APGD-DLR+0.01; ")
+        rows.append((f"{name}: audit worst case eps={eps:g}",
+                     "" if worst_sec is None else f"{worst_sec:.1f} s (these models)", "",
+                     f"accuracy {worst[name]:.3f}", versus + worst_source))
     return rows
 
 
@@ -317,6 +382,10 @@ def main(argv=None) -> int:
     parser.add_argument("--n-strong", type=int, default=200,
                         help="first N test images for the strong part")
     parser.add_argument("--strong-eps", type=float, default=0.1)
+    parser.add_argument("--audit-per-example", type=pathlib.Path, default=AUDIT_PER_EXAMPLE,
+                        help="per-example results of a full audit (robustness_audit.py) for "
+                             "the strong part's audit worst case; if missing or not covering "
+                             "the images, the audit runs on --strong-models here")
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     if not parts <= set(PARTS):
@@ -332,7 +401,8 @@ def main(argv=None) -> int:
                          f"{getattr(args, option)}")
 
     if parts == {"strong"}:  # the shipped models only: no bench CNN, no FGSM
-        rows = strong_rows(strong_names, args.n_strong, args.strong_eps, others=not args.no_art)
+        rows = strong_rows(strong_names, args.n_strong, args.strong_eps, others=not args.no_art,
+                           per_example=args.audit_per_example)
         _print_table(rows, f"shipped MNIST models {', '.join(strong_names)}, first "
                            f"{args.n_strong} test images, eps {args.strong_eps:g}; one run each")
         return 0
@@ -391,7 +461,7 @@ def main(argv=None) -> int:
 
     if "strong" in parts:
         rows += strong_rows(strong_names, args.n_strong, args.strong_eps,
-                            others=not args.no_art)
+                            others=not args.no_art, per_example=args.audit_per_example)
 
     art = None if args.no_art else art_runs(model, x, y, xj, tj, args.gamma, args.repeats,
                                             with_jsma="jsma" in parts)
