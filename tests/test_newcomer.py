@@ -152,6 +152,36 @@ def test_notmnist_script_says_what_it_will_train_before_training(tmp_path):
     assert seen[-1].startswith("instead:") and "notMNIST_large" in seen[-1], text
 
 
+def test_lambda_sweep_says_what_it_will_train_before_training(tmp_path, monkeypatch, capsys):
+    """``lambda_sweep.py`` with no flags would train 24 paper-schedule models (a day and more):
+    it says so, with an estimate and the alternatives, before the first model or reference is
+    trained (both stubbed to stop here)."""
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        import lambda_sweep
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+    from gradreg_tf import zoo
+
+    class Trained(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Trained
+
+    monkeypatch.setattr(zoo, "reference_fgsm", stop)
+    monkeypatch.setattr(zoo, "trained_model", stop)
+    with pytest.raises(Trained):
+        lambda_sweep.main(["--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
+                           "--no-progress"])
+    lines = capsys.readouterr().err.splitlines()
+    plan = next((line for line in lines if line.startswith("will train")), None)
+    assert plan is not None, lines
+    assert "24 of the 26 sweep models (doubleback 12, insensitive 12)" in plan, plan
+    assert "budget: paper" in plan and re.search(r"estimated [\d.]+-[\d.]+ h", plan), plan
+    assert lines[-1].startswith("instead:") and "--budget reduced" in lines[-1], lines
+
+
 # --- 5. models usable without gradreg_tf ---------------------------------------------------------
 
 LOADER = textwrap.dedent("""
