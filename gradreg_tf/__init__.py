@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 from gradreg_tf import _startup  # noqa: E402  (before keras/tensorflow: quiet start-up)
 
 _startup.quiet_tensorflow()
+_startup.hide_run_module_warning()  # `python -m gradreg_tf.pretrained` starts without it
 
 import keras as _keras  # noqa: E402
 

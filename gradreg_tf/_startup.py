@@ -64,6 +64,18 @@ def quiet_tensorflow() -> bool:
     return True
 
 
+def hide_run_module_warning() -> None:
+    """Hides the ``RuntimeWarning`` of ``python -m gradreg_tf.<module>`` for a module that this
+    package's ``__init__`` already imported (``'gradreg_tf.pretrained' found in sys.modules after
+    import of package 'gradreg_tf' ...``): harmless here, and the first line a user would see.
+    Only that message, only for this package's modules."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=RuntimeWarning,
+                            message=r"'gradreg_tf\.[\w.]+' found in sys\.modules after import of "
+                                    r"package 'gradreg_tf'")
+
+
 def device_line() -> str:
     """One line naming the device(s) TensorFlow will run on, e.g.
     ``device: CPU (2 cores, x86_64), no GPU; TensorFlow 2.21.0``."""

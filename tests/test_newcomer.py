@@ -56,6 +56,15 @@ def test_user_log_level_wins():
     assert not TF_LOG_LINE.search(quiet.stderr), quiet.stderr
 
 
+def test_module_entry_point_starts_with_the_device_line():
+    """``python -m gradreg_tf.pretrained`` (README: the replay) starts with the device line, not
+    with runpy's warning about a module the package's ``__init__`` imported."""
+    out = run(["-m", "gradreg_tf.pretrained", "replay", "mnist", "no-such-model"], cwd=REPO)
+    assert not TF_LOG_LINE.search(out.stderr), out.stderr
+    assert out.stderr.startswith("device: "), out.stderr[:2000]
+    assert "RuntimeWarning" not in out.stderr, out.stderr[:2000]
+
+
 def test_library_import_prints_no_device_line():
     """Only entry points announce the device; importing the package prints nothing."""
     out = run(["-c", "import gradreg_tf"])
