@@ -1,12 +1,13 @@
-"""The paper's MNIST transfer grids (FGSM and TGSM): ``experiments/transfer.py`` with
-``--dataset mnist`` as the default (its docstring lists the options and the outputs)."""
+"""The paper's MNIST transfer grids: ``transfer.py`` with ``--dataset mnist`` by default."""
 
-import functools
 import sys
 
 import transfer
 
-main = functools.partial(transfer.main, default_dataset="mnist")
+
+def main(argv=None):
+    return transfer.main(argv, default_dataset="mnist")
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -1,12 +1,13 @@
-"""The paper's notMNIST transfer grids (FGSM and TGSM): ``experiments/transfer.py`` with
-``--dataset notmnist`` as the default (its docstring lists the options and the outputs)."""
+"""The paper's notMNIST transfer grids: ``transfer.py`` with ``--dataset notmnist`` by default."""
 
-import functools
 import sys
 
 import transfer
 
-main = functools.partial(transfer.main, default_dataset="notmnist")
+
+def main(argv=None):
+    return transfer.main(argv, default_dataset="notmnist")
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -1,12 +1,13 @@
-"""The paper's SVHN transfer grids (FGSM and TGSM): ``experiments/transfer.py`` with
-``--dataset svhn`` as the default (its docstring lists the options and the outputs)."""
+"""The paper's SVHN transfer grids: ``transfer.py`` with ``--dataset svhn`` by default."""
 
-import functools
 import sys
 
 import transfer
 
-main = functools.partial(transfer.main, default_dataset="svhn")
+
+def main(argv=None):
+    return transfer.main(argv, default_dataset="svhn")
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])
