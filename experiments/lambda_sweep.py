@@ -30,9 +30,6 @@ import _common
 KINDS = ("doubleback", "insensitive", "certainty")
 EPSILONS = (0.1, 0.2, 0.3)
 N_SCORE = 1024
-SECONDS_PER_BATCH = (0.2, 0.44)
-"""Range of training seconds per batch of a sweep model on 2 shared CPU cores (the measured 5-11
-min per model at ``--budget reduced``, 1,505 batches): the basis of the estimate printed first."""
 
 
 def subsample(recipes_, points: int, chosen: float):
@@ -44,32 +41,6 @@ def subsample(recipes_, points: int, chosen: float):
     keep = set(np.round(np.linspace(0, len(recipes_) - 1, points)).astype(int).tolist())
     keep |= {i for i, r in enumerate(recipes_) if abs(r.penalty_weight / chosen - 1) < 1e-9}
     return [recipes_[i] for i in sorted(keep)]
-
-
-def announce(ds, args, sweeps_) -> None:
-    """Says, before any training, how many sweep models are neither shipped nor cached, an
-    estimate of their training time, and the faster alternatives."""
-    from gradreg_tf import zoo
-
-    todo = {kind: [r for r in sweep if zoo.shipped_match(ds, r, seed=args.seed) is None
-                   and not zoo.cached_model_path(ds, kind, budget=args.budget,
-                                                 n_batches=args.batches, seed=args.seed,
-                                                 cache_dir=args.cache_dir, recipe=r).is_file()]
-            for kind, sweep in sweeps_.items()}
-    n_todo, n_all = sum(map(len, todo.values())), sum(map(len, sweeps_.values()))
-    if not n_todo:
-        _common.log(f"no training: all {n_all} sweep models are shipped or cached "
-                    f"({_common.budget_text(ds, args)})")
-        return
-    batches = sum(r.total_batches(len(ds.x_train)) for rs in todo.values() for r in rs)
-    low, high = (batches * s / 3600 for s in SECONDS_PER_BATCH)
-    _common.log(f"will train {n_todo} of the {n_all} sweep models "
-                f"({', '.join(f'{k} {len(v)}' for k, v in todo.items())}); "
-                f"{_common.budget_text(ds, args)}; estimated {low:.1f}-{high:.1f} h on 2 CPU cores "
-                f"(5-11 min per 1,505 batches, measured); trained models are cached")
-    _common.log("instead: --budget reduced (a tenth of the schedule) or --quick (~1 epoch per "
-                "model, a pipeline check); --points 3 trains fewer λ values, --kinds doubleback "
-                "one sweep")
 
 
 def main(argv=None):
@@ -89,7 +60,7 @@ def main(argv=None):
 
     import numpy as np
 
-    from gradreg_tf import plotting, recipes, zoo
+    from gradreg_tf import plan, plotting, recipes, zoo
     from gradreg_tf.eval import sweeps
 
     start = time.time()
@@ -97,7 +68,7 @@ def main(argv=None):
     nominal = zoo.resolve_batches(ds, args.budget, args.batches)
     sweeps_ = {kind: subsample(recipes.sweep_recipes(ds.name, kind, n_batches=nominal),
                                args.points, recipes.paper_lambda(ds.name, kind)) for kind in kinds}
-    announce(ds, args, sweeps_)
+    plan.announce_sweep(ds, args, sweeps_, _common.log)
     n = min(N_SCORE, len(ds.x_test))
     x, y = np.asarray(ds.x_test[:n]), np.asarray(ds.y_test[:n])
     reference = {e: zoo.reference_fgsm(ds, eps=e, n=n, seed=args.seed, cache_dir=args.cache_dir,

@@ -93,6 +93,46 @@ def announce_training(ds, args, names, log) -> list[str]:
     return todo
 
 
+SWEEP_SECONDS_PER_BATCH = (0.2, 0.44)
+"""Range of training seconds per batch of a lambda-sweep model on 2 shared CPU cores (the
+measured 5-11 min per model at ``--budget reduced``, 1,505 batches): the sweep estimate's basis."""
+
+
+def announce_sweep(ds, args, sweeps, log) -> list:
+    """Says through ``log``, before any training, how many lambda-sweep models are neither
+    shipped nor cached, an estimate of their training time, and the faster alternatives.
+
+    Args:
+        ds: the :class:`gradreg_tf.data.Dataset`.
+        args: the shared script options.
+        sweeps: ``{kind: [recipe]}`` of the sweep (``recipes.sweep_recipes``).
+        log: where the lines go.
+
+    Returns:
+        The recipes that would be trained now.
+    """
+    todo = {kind: [r for r in sweep if zoo.shipped_match(ds, r, seed=args.seed) is None
+                   and not zoo.cached_model_path(ds, kind, budget=args.budget,
+                                                 n_batches=args.batches, seed=args.seed,
+                                                 cache_dir=args.cache_dir, recipe=r).is_file()]
+            for kind, sweep in sweeps.items()}
+    n_todo, n_all = sum(map(len, todo.values())), sum(map(len, sweeps.values()))
+    if not n_todo:
+        log(f"no training: all {n_all} sweep models are shipped or cached "
+            f"({budget_text(ds, args)})")
+        return []
+    batches = sum(r.total_batches(len(ds.x_train)) for rs in todo.values() for r in rs)
+    low, high = (batches * s / 3600 for s in SWEEP_SECONDS_PER_BATCH)
+    log(f"will train {n_todo} of the {n_all} sweep models "
+        f"({', '.join(f'{k} {len(v)}' for k, v in todo.items())}); "
+        f"{budget_text(ds, args)}; estimated {low:.1f}-{high:.1f} h on 2 CPU cores "
+        f"(5-11 min per 1,505 batches, measured); trained models are cached")
+    log("instead: --budget reduced (a tenth of the schedule) or --quick (~1 epoch per "
+        "model, a pipeline check); --points 3 trains fewer λ values, --kinds doubleback "
+        "one sweep")
+    return [r for rs in todo.values() for r in rs]
+
+
 def paper_models(ds, args, names=None, *, log=print) -> dict:
     """``{name: trained model}`` from the shipped weights or the cache, training any that is
     missing (announced first by :func:`announce_training`).
