@@ -97,6 +97,9 @@ class LoadReport:
         return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else math.nan
 
     def text(self) -> str:
+        if not len(self.latencies_ms):
+            return (f"{len(self.answers)} participants, no request finished in "
+                    f"{self.seconds:.1f} s; {self.hanging} hanging, {len(self.errors)} errors")
         return (f"{len(self.answers)} participants, {self.n_requests} requests in "
                 f"{self.seconds:.1f} s: latency p50 {self.percentile(50):.1f} ms, p95 "
                 f"{self.percentile(95):.1f} ms, max {self.latencies_ms.max():.1f} ms; "
