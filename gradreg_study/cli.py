@@ -347,17 +347,9 @@ def analyze(argv) -> list[pathlib.Path]:
         p.error("--n-permutations must be >= 1 and --n-bootstrap >= 0")
     from gradreg_study import population
 
-    rule = population.DEFAULT_RULE
-    cfg_file = study.root / "study_config.json"
-    if cfg_file.exists():  # the pre-registered rule of the study's configuration
-        from gradreg_study import config
-
-        try:
-            cfg = config.load(cfg_file)
-        except config.ConfigError as err:
-            p.error(str(err))
-        rule = population.PopulationRule(min_attention=cfg.min_attention,
-                                         max_too_fast_share=cfg.max_too_fast_share)
+    cfg = _study_config(p, study, None, pilot=True)  # its pre-registered rule (or the default)
+    rule = population.PopulationRule(min_attention=cfg.min_attention,
+                                     max_too_fast_share=cfg.max_too_fast_share)
     try:
         population.check_columns(rows)
     except ValueError:

@@ -177,8 +177,6 @@ def screenshot_trial_page(base_url: str, path, *, answered: int = 2, choose=lamb
     Returns:
         The written path (written to a temporary name, then renamed).
     """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with chromium(width=width, height=height) as driver:
         start_session(driver, base_url)
         answer_trials(driver, choose=choose, limit=answered)
@@ -188,10 +186,7 @@ def screenshot_trial_page(base_url: str, path, *, answered: int = 2, choose=lamb
 
         # move the pointer off the buttons (no hover highlight in the picture)
         ActionChains(driver).move_to_element(driver.find_element(By.ID, "progress-text")).perform()
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        driver.save_screenshot(str(tmp))
-        shutil.move(tmp, path)
-    return path
+        return screenshot(driver, path)
 
 
 def screenshot_consent_page(base_url: str, path, *, query: str = "", width: int = 900,
