@@ -12,6 +12,8 @@ one standard error of a random-start difference is about 1-2 points). The bench
 (``bench/attacks.py``) compares both against ART on the shipped MNIST models.
 """
 
+import importlib
+
 import keras
 import numpy as np
 import pytest
@@ -204,6 +206,33 @@ def test_bounds_and_eps_ball_respected_and_seedable(linear, attack):
     assert adv.min() >= 0.0 and adv.max() <= 1.0
     np.testing.assert_array_equal(adv, run(3))
     assert not np.array_equal(adv, run(4))
+
+
+def test_apgd_freezes_stalled_examples_exactly(linear, monkeypatch):
+    """A saturated softmax (logits x 1e4, like defensive distillation at T = 1) has exactly zero
+    cross-entropy gradients: APGD freezes those examples at the start (a fraction of the gradient
+    evaluations) and returns exactly what it returns without the freeze."""
+    model, x, y, *_ = linear
+    module = importlib.import_module("gradreg_tf.attacks.apgd")
+
+    def saturated(t):
+        return model(t, training=False) * 1e4
+
+    rows = []
+    evaluate = module._Run._eval
+
+    def counting(run, xs, idx):
+        rows.append(len(idx))
+        return evaluate(run, xs, idx)
+
+    monkeypatch.setattr(module._Run, "_eval", counting)
+    adv = apgd(saturated, x, 0.05, bounds=BOUNDS, y=y, loss="ce", steps=50).numpy()
+    frozen = sum(rows)
+    rows.clear()
+    monkeypatch.setattr(module._Run, "_stalled", lambda run, g, xk, xn, idx: np.zeros(len(idx), bool))
+    unfrozen_adv = apgd(saturated, x, 0.05, bounds=BOUNDS, y=y, loss="ce", steps=50).numpy()
+    np.testing.assert_array_equal(adv, unfrozen_adv)
+    assert frozen < sum(rows) / 5, (frozen, sum(rows))
 
 
 def test_eps_zero_returns_the_input(linear):

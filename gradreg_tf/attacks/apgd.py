@@ -26,7 +26,8 @@ Objectives ``f`` (per example, maximised; ``z`` the logits, ``π`` their descend
 
 Success is always untargeted (argmax ≠ y, as AutoAttack counts robust accuracy). Per example
 the result is the **first misclassified iterate** (order: target, restart, step), else the
-iterate with the highest objective over all runs. Examples are frozen once misclassified, so
+iterate with the highest objective over all runs. Examples are frozen once misclassified or
+stalled (a zero gradient at the best point without momentum: they can never move again), so
 later steps, restarts and targets cost nothing for them.
 
 Cost: at most ``steps * restarts * (n_targets if targeted else 1)`` gradients per example plus
@@ -137,6 +138,21 @@ class _Run:
                                      tf.constant(self.targets[idx]))
         return grad.numpy(), values.numpy(), pred.numpy()
 
+    def _stalled(self, g, xk, xn, idx):
+        """Examples that can never move again (exact, so freezing them changes no result): a
+        zero gradient, no momentum (``x_k = x_k-1``) and ``x_k`` the best point, so neither a step
+        nor a checkpoint's restart from the best point (whose gradient is this zero) changes it.
+        Saturated softmax cross-entropy (defensive distillation) stalls at the start."""
+        flat = (len(idx), -1)
+        zero = ~np.any(g.reshape(flat) != 0, axis=1)
+        if not zero.any():
+            return zero
+        rows = idx[zero]
+        same = (np.all((xn[zero] == xk[zero]).reshape(rows.size, -1), axis=1)
+                & np.all((xn[zero] == self.best_x[rows]).reshape(rows.size, -1), axis=1))
+        zero[zero] = same
+        return zero
+
     def run(self):
         """Returns ``(success, adv, best_x, best_f)`` (adv = first misclassified iterate)."""
         n = len(self.x)
@@ -146,6 +162,7 @@ class _Run:
         success = pred != self.labels
         adv = x.copy()
         best_x, best_f, best_grad = x.copy(), f.copy(), grad.copy()
+        self.best_x = best_x
         active = ~success
         eta = np.full(n, 2.0 * self.eps, np.float32)
         x_prev = x.copy()
@@ -179,6 +196,7 @@ class _Run:
             adv[idx[hit]] = xn[hit]
             success[idx[hit]] = True
             active[idx[hit]] = False
+            active[idx[self._stalled(g, xk, xn, idx)]] = False
             if k + 1 in marks:
                 span = k + 1 - last_mark
                 cond1 = increases < self.rho * span
