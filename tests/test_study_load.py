@@ -1,12 +1,14 @@
 """The real server (waitress on 127.0.0.1): 50 concurrent participants, and a SIGKILL mid-study."""
 
 import importlib
+import json
 import os
 import pathlib
 import queue
 import re
 import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -23,8 +25,9 @@ from gradreg_study.storage import Store  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 N_CLASSES = 10
-LOAD_BOUND_S = 120.0
-"""Bound of the 200-participant run (62-77 s measured alone on 2 cores at load average 14)."""
+LOAD_BOUND_S = 60.0
+"""Bound of the 200-participant run, a minute (49 s measured in its own process on 2 cores busy
+with an attack audit and a training run; 62-77 s before, inside the test process)."""
 MAX_WAIT_MS = 15_000
 """Longest acceptable wait for one response (2.0 s measured under that load)."""
 
@@ -62,38 +65,39 @@ def test_fifty_concurrent_participants_each_answer_stored_once(study, tmp_path, 
     assert _stored(store.path) == sent
 
 
-@pytest.mark.slow
 def test_two_hundred_participants_complete_the_real_protocol_within_the_bound(tmp_path, capsys):
     """The default server options (16 threads, 500 connections) take 200 participants at once,
     each answering the real 56-trial protocol; waitress' own default (100 connections) left
-    participants waiting over a minute. Slow: 62-77 s alone on 2 busy cores, but over 90 s
-    inside the full suite (not yet explained), so it runs on request (``--runslow``)."""
-    big = simulation.toy_study(tmp_path / "study", n_items=50)
-    protocol = design.Protocol()  # 50 trials + 6 attention checks
-    assert protocol.n_total == 56
-    app = server.create_app(big.root, db_path=tmp_path / "db.sqlite3", protocol=protocol)
-    store = server.context(app).store
-    with server.running(app) as url:
-        report = load.load_test(url, store.stimuli(), n_classes=N_CLASSES, n_participants=200,
-                                retry_share=0.0, fetch_images=False, deadline=LOAD_BOUND_S,
-                                timeout=LOAD_BOUND_S)
+    participants waiting over a minute. Server and clients run in a process of their own
+    (``study_support.capacity``), as a deployment runs ``serve``: in the test process itself the
+    run went past its bound inside the full suite."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO / "tests"), str(REPO)] + [os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-m", "study_support.capacity", str(tmp_path),
+                           "--participants", "200", "--bound", str(LOAD_BOUND_S)],
+                          env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=LOAD_BOUND_S + 120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
     with capsys.disabled():
-        print(f"\nload test, 200 participants x 56 trials (waitress, "
-              f"{server.DEFAULT_THREADS} threads, {server.DEFAULT_CONNECTION_LIMIT} "
-              f"connections, 127.0.0.1): {report.text()}")
-    assert report.hanging == 0, f"{report.hanging} participants still waiting"
-    assert not report.errors, report.errors[:3]
+        print(f"\nload test, 200 participants x {report['n_trials']} trials (waitress, "
+              f"{report['threads']} threads, {report['connection_limit']} connections, "
+              f"127.0.0.1, own process): {report['text']}")
+    assert report["n_trials"] == 56
+    assert report["hanging"] == 0, f"{report['hanging']} participants still waiting"
+    assert not report["errors"], report["errors"][:3]
     # nobody waits long for one answer (with waitress' default 100 connections, the
     # participants beyond them waited 75 s for their first request to be accepted)
-    assert report.latencies_ms.max() < MAX_WAIT_MS, report.text()
-    assert set(report.statuses) == {201} and len(report.answers) == 200
-    sent = {(pid, s, c) for pid, answers in report.answers.items() for s, c in answers}
+    assert report["max_latency_ms"] < MAX_WAIT_MS, report["text"]
+    assert set(report["statuses"]) == {"201"} and len(report["answers"]) == 200
+    sent = {(pid, s, c) for pid, answers in report["answers"].items() for s, c in answers}
     assert len(sent) == 200 * 56
-    with sqlite3.connect(store.path) as conn:
+    db = tmp_path / "db.sqlite3"
+    with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == len(sent)
         assert conn.execute("SELECT COUNT(*) FROM participants WHERE completed IS NOT NULL"
                             ).fetchone()[0] == 200
-    assert _stored(store.path) == sent
+    assert _stored(db) == sent
 
 
 class _Server:

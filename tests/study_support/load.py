@@ -98,12 +98,13 @@ class LoadReport:
 
     def text(self) -> str:
         if not len(self.latencies_ms):
-            return (f"{len(self.answers)} participants, no request finished in "
+            return (f"{len(self.answers)} participants, no request answered in "
                     f"{self.seconds:.1f} s; {self.hanging} hanging, {len(self.errors)} errors")
         return (f"{len(self.answers)} participants, {self.n_requests} requests in "
                 f"{self.seconds:.1f} s: latency p50 {self.percentile(50):.1f} ms, p95 "
                 f"{self.percentile(95):.1f} ms, max {self.latencies_ms.max():.1f} ms; "
-                f"statuses {dict(sorted(self.statuses.items()))}")
+                f"statuses {dict(sorted(self.statuses.items()))}"
+                + (f"; {self.hanging} participants still running" if self.hanging else ""))
 
 
 def load_test(base_url: str, stimuli_by_public_id: Mapping[str, Mapping], *, n_classes: int,
@@ -119,11 +120,13 @@ def load_test(base_url: str, stimuli_by_public_id: Mapping[str, Mapping], *, n_c
         timeout: seconds a client waits for one response.
     """
     barrier = threading.Barrier(n_participants)
-    answers, logs, errors = {}, [], []
+    answers, errors = {}, []
     lock = threading.Lock()
+    clients = [HttpClient(base_url, user_agent=f"gradreg_tf-load/{i}", timeout=timeout)
+               for i in range(n_participants)]
 
     def one(i: int):
-        client = HttpClient(base_url, user_agent=f"gradreg_tf-load/{i}", timeout=timeout)
+        client = clients[i]
         try:
             barrier.wait()
             pid, got = run_participant(client, model, stimuli_by_public_id,
@@ -136,8 +139,6 @@ def load_test(base_url: str, stimuli_by_public_id: Mapping[str, Mapping], *, n_c
                 errors.append(f"participant {i}: {type(err).__name__}: {err}")
         finally:
             client.close()
-            with lock:
-                logs.extend(client.log)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n_participants)]
     start = time.perf_counter()
@@ -147,6 +148,8 @@ def load_test(base_url: str, stimuli_by_public_id: Mapping[str, Mapping], *, n_c
         t.join(None if deadline is None
                else max(0.0, deadline - (time.perf_counter() - start)))
     seconds = time.perf_counter() - start
+    # every request finished so far, those of participants still running included
+    logs = [entry for client in clients for entry in list(client.log)]
     with lock:
         return LoadReport(dict(answers), collections.Counter(s for _, s, _ in logs),
                           np.array([1000 * sec for _, _, sec in logs]), seconds, list(errors),
