@@ -12,6 +12,7 @@ import os
 import pathlib
 import sys
 import time
+import warnings
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -62,7 +63,12 @@ def load_dataset(args):
 
     tf.get_logger().setLevel("ERROR")  # one tf.function per model is intended, not retracing
     start = time.time()
-    ds = data.load(args.dataset, data_dir=args.data_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = data.load(args.dataset, data_dir=args.data_dir)
+    for w in caught:  # the deviation is said once, as a note below; other warnings pass on
+        if str(w.message) != ds.deviation:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     log(f"{ds!r} ({time.time() - start:.1f} s)")
     if ds.deviation:
         log(f"note: {ds.deviation}")
