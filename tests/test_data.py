@@ -233,6 +233,18 @@ def test_mnist_tfds_fallback_and_its_failure(tmp_path, monkeypatch):
         mnist.load_mnist(validation_size=2)
 
 
+def test_tfds_builders_can_prepare_with_the_installed_packages(tmp_path):
+    """The real last resort, short of the download: tensorflow-datasets 4.9 needs
+    ``importlib_resources`` to locate a builder's code before preparing it, and does not require
+    it itself; without it the SVHN fallback failed with "No module named 'importlib_resources'"
+    instead of trying to download (requirements.txt and setup.cfg ask for it)."""
+    import tensorflow_datasets as tfds
+
+    for name in ("mnist", "svhn_cropped"):
+        builder = tfds.builder(name, data_dir=str(tmp_path))
+        assert pathlib.Path(str(builder.code_path)).name.endswith(".py")
+
+
 # --------------------------------------------------------------------------- notMNIST, synthetic
 
 
