@@ -40,7 +40,7 @@ Usage::
     python bench/attacks.py [--n-images 1000] [--n-jsma 100] [--gamma 0.1] [--no-art]
                             [--parts fgsm,tgsm,jsma,pgd,strong] [--repeats 3]
                             [--strong-models advtrain,insensitive] [--n-strong 200]
-                            [--strong-eps 0.1] [--audit-per-example PATH]
+                            [--strong-eps 0.1] [--audit-per-example PATH] [--no-square]
 """
 
 from __future__ import annotations
@@ -300,7 +300,8 @@ def audit_worst_case(models: dict, x, y, eps, bounds, path) -> tuple[dict, str, 
             seconds)
 
 
-def strong_rows(names, n, eps, *, others: bool, per_example=AUDIT_PER_EXAMPLE) -> list[tuple]:
+def strong_rows(names, n, eps, *, others: bool, per_example=AUDIT_PER_EXAMPLE,
+                with_square: bool = True) -> list[tuple]:
     """APGD-DLR and Square, ours vs ART's, and the audit's worst case, on shipped models
     (module docstring)."""
     from gradreg_tf import pretrained
@@ -318,15 +319,17 @@ def strong_rows(names, n, eps, *, others: bool, per_example=AUDIT_PER_EXAMPLE) -
         adv, sec = _once(lambda: apgd(model, x, eps, bounds=mnist.bounds, y=y, loss="dlr",
                                       steps=100, restarts=1).numpy())
         ours["apgd"] = (sec, acc(adv))
-        adv, sec = _once(lambda: square(model, x, eps, bounds=mnist.bounds, y=y, queries=1000,
-                                        p_init=0.8).numpy())
-        ours["square"] = (sec, acc(adv))
+        if with_square:
+            adv, sec = _once(lambda: square(model, x, eps, bounds=mnist.bounds, y=y,
+                                            queries=1000, p_init=0.8).numpy())
+            ours["square"] = (sec, acc(adv))
         clean = acc(x)
         rows.append((f"{name}: clean", "", "", f"accuracy {clean:.3f}", ""))
         rows.append((f"{name}: APGD-DLR eps={eps:g} (ours)", f"{ours['apgd'][0]:.1f} s", "",
                      f"accuracy {ours['apgd'][1]:.3f}", ""))
-        rows.append((f"{name}: Square eps={eps:g} 1000 q (ours)", f"{ours['square'][0]:.1f} s",
-                     "", f"accuracy {ours['square'][1]:.3f}", ""))
+        if with_square:
+            rows.append((f"{name}: Square eps={eps:g} 1000 q (ours)",
+                         f"{ours['square'][0]:.1f} s", "", f"accuracy {ours['square'][1]:.3f}", ""))
         if not others:
             continue
         try:
@@ -346,6 +349,8 @@ def strong_rows(names, n, eps, *, others: bool, per_example=AUDIT_PER_EXAMPLE) -
         rows.append((f"{name}: ART APGD-DLR eps={eps:g}", f"{sec:.1f} s", "", f"accuracy {a:.3f}",
                      f"ours {'<=' if ours['apgd'][1] <= a + 0.01 else '>'} ART+0.01; ours "
                      f"x{sec / ours['apgd'][0]:.1f} faster"))
+        if not with_square:
+            continue
         art_square = SquareAttack(clf, norm=np.inf, eps=eps, max_iter=1000, p_init=0.8,
                                   nb_restarts=1, batch_size=len(x), verbose=False)
         adv, sec = _once(lambda: art_square.generate(x, y=onehot))
@@ -382,6 +387,9 @@ def main(argv=None) -> int:
     parser.add_argument("--n-strong", type=int, default=200,
                         help="first N test images for the strong part")
     parser.add_argument("--strong-eps", type=float, default=0.1)
+    parser.add_argument("--no-square", action="store_true",
+                        help="strong part: APGD-DLR and the audit's worst case only (Square, ours "
+                             "and ART's, take most of its time)")
     parser.add_argument("--audit-per-example", type=pathlib.Path, default=AUDIT_PER_EXAMPLE,
                         help="per-example results of a full audit (robustness_audit.py) for "
                              "the strong part's audit worst case; if missing or not covering "
@@ -402,7 +410,7 @@ def main(argv=None) -> int:
 
     if parts == {"strong"}:  # the shipped models only: no bench CNN, no FGSM
         rows = strong_rows(strong_names, args.n_strong, args.strong_eps, others=not args.no_art,
-                           per_example=args.audit_per_example)
+                           per_example=args.audit_per_example, with_square=not args.no_square)
         _print_table(rows, f"shipped MNIST models {', '.join(strong_names)}, first "
                            f"{args.n_strong} test images, eps {args.strong_eps:g}; one run each")
         return 0
