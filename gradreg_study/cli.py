@@ -303,6 +303,7 @@ def _check_store(p, store, study) -> None:
 def analyze(argv) -> list[pathlib.Path]:
     """``analyze``: figure, CSV, markdown and JSON of the analysis."""
     from gradreg_tf import cache, plotting
+    from gradreg_tf.eval import io
     from gradreg_study import analysis, stimuli, storage
 
     p = _study_parser("analyze", COMMAND_HELP["analyze"])
@@ -378,25 +379,29 @@ def analyze(argv) -> list[pathlib.Path]:
     fig = analysis.plot_shares(result, caption=caption,
                                title="What people answered, per condition"
                                + (" (SIMULATED)" if simulated else ""))
-    paths = []
-    for ext in ("png", "pdf"):
-        paths.append(cache.atomic_write(stem.with_name(f"{stem.name}.{ext}"),
-                                        lambda tmp, e=ext: fig.savefig(tmp, format=e, dpi=150)))
+    paths = plotting.save_figure(fig, stem)  # fixed metadata: same analysis, same bytes
     table = analysis.summary_rows(result)
     paths.append(cache.atomic_write(stem.with_suffix(".csv"),
                                     lambda tmp: _helpers().write_csv(tmp, table)))
     text = analysis.markdown(result, label=plotting.model_text, note=note)
     paths.append(cache.atomic_write(stem.with_suffix(".md"),
                                     lambda tmp: pathlib.Path(tmp).write_text(text)))
-    record = {"source": str(source), "simulated": simulated, "study": str(study.root),
+    # results and provenance only; when, where and from which paths go to the run log beside it
+    # (<stem>.run.json), so re-running the same analysis rewrites the same bytes
+    options = {k: v for k, v in vars(args).items() if k not in PATH_OPTIONS}
+    record = {"source": source.name, "simulated": simulated, "study": study.root.name,
               "study_fingerprint": study.fingerprint, "attack": study.manifest.get("attack"),
-              "options": vars(args), "written": _now(), "versions": _versions(),
-              **vars(result)}
-    paths.append(cache.atomic_write(stem.with_suffix(".json"),
-                                    lambda tmp: _helpers().write_json(tmp, record)))
+              "options": options, "versions": _versions(), **vars(result),
+              "run": {"written": _now(), "source": str(source), "study": str(study.root),
+                      "options": vars(args)}}
+    paths.append(io.write_json(stem.with_suffix(".json"), record))
     print(text, flush=True)
     _helpers().log("wrote " + ", ".join(str(x) for x in paths))
     return paths
+
+
+PATH_OPTIONS = frozenset({"study", "db", "csv", "out"})
+"""Options of ``analyze`` that name paths on this machine: kept in the run log, not the results."""
 
 
 def _now() -> str:

@@ -123,6 +123,14 @@ def test_simulate_analyze_export(cli, study, tmp_path, capsys):
     assert "SIMULATED participants" in md and "Primary contrast" in md
     record = json.loads((out / "simulated_analysis.json").read_text())
     assert record["simulated"] is True and record["n_participants"] <= 8
+    assert str(tmp_path) not in (out / "simulated_analysis.json").read_text()  # in the run log
+    assert json.loads((out / "simulated_analysis.run.json").read_text())["written"]
+    # the same analysis again, elsewhere: the same bytes (a changed file means a changed result)
+    again_out = tmp_path / "again"
+    cli.main(["analyze", str(study.root), "--db", str(db), "--out", str(again_out),
+              "--n-permutations", "199", "--n-bootstrap", "199"])
+    for p in paths:
+        assert (again_out / p.name).read_bytes() == p.read_bytes(), p.name
     csv_path = cli.main(["export", str(study.root), "--db", str(db),
                          "--out", str(tmp_path / "answers.csv")])
     with open(csv_path, newline="") as f:
