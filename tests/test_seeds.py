@@ -71,3 +71,36 @@ def test_paper_claims_on_every_committed_seed(seed, name):
     claim = claims.CLAIMS[name](rows)
     assert claim.holds, f"seed {seed}: {claim.name}: {claim.detail}"
     assert claim.decisive, f"seed {seed}: {claim.name} holds by only {claim.margin:.2f} SE"
+
+
+def _readme_claim_rows():
+    """The README's per-claim table: one list of cells per claim, in the table's order."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    start = lines.index("| claim | ours | our numbers (accuracy) | margin | seeds | published grid |")
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+def test_readme_claim_table_states_the_committed_margins_and_seed_counts():
+    """The README's per-claim table says what ``figures/mnist_transfer.json`` (verdict, margin) and
+    ``figures/mnist_seeds.csv`` (on how many committed seeds) say, claim by claim, in order."""
+    import csv
+    import json
+
+    rows = _readme_claim_rows()
+    transfer = json.loads((REPO / "figures" / "mnist_transfer.json").read_text())["claims"]
+    with open(REPO / "figures" / "mnist_seeds.csv", newline="") as f:
+        seed_rows = [r for r in csv.DictReader(f) if r["quantity"] == "claim_margin_se"]
+    n_seeds = len({r["seed"] for r in seed_rows})
+    assert len(rows) == len(transfer) == len(claims.CLAIMS)
+    for row, claim, key in zip(rows, transfer, claims.CLAIMS):
+        assert claim["key"] == key
+        assert row[1] == ("held" if claim["ours"] else "not held"), (key, row[1])
+        assert row[3].endswith(" SE") and abs(float(row[3][:-3]) - claim["margin_se"]) <= 0.051, \
+            (key, row[3], claim["margin_se"])  # the JSON keeps two decimals, the README one
+        holds = sum(r["holds"] == "True" for r in seed_rows if r["name"] == key)
+        assert row[4] == f"{holds} of {n_seeds}", (key, row[4], f"{holds} of {n_seeds}")
