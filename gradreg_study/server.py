@@ -40,6 +40,7 @@ import contextlib
 import dataclasses
 import hmac
 import json
+import logging
 import pathlib
 import re
 import resource
@@ -72,6 +73,11 @@ ADMIN_COOKIE = "gradreg_admin"
 DEFAULT_THREADS = 16
 DEFAULT_CONNECTION_LIMIT = 500
 """waitress' default (100, its own sockets included) serves about 98 participants at once."""
+QUEUE_LOGGER = "waitress.queue"
+"""waitress warns ``Task queue depth is N`` for every request that waits for a free thread: at
+200 participants that is a line per answer (thousands a minute, 17% of the server's time in a
+profile of the load test). :func:`serve` and :func:`running` raise this logger to ERROR unless
+its level was set by the caller."""
 
 
 def security_headers(platform: _config.Platform) -> dict:
@@ -452,6 +458,9 @@ def _create_server(app, host: str, port: int, threads: int, connection_limit: in
     from waitress import create_server
 
     _check_connection_limit(connection_limit)
+    queue_logger = logging.getLogger(QUEUE_LOGGER)
+    if queue_logger.level == logging.NOTSET:
+        queue_logger.setLevel(logging.ERROR)
     if host not in ("0.0.0.0", "::", ""):
         context(app).allowed_hosts.add(host.strip("[]").lower())
     return create_server(app, host=host, port=port, threads=threads, ident="gradreg_tf",

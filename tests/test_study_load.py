@@ -25,11 +25,16 @@ from gradreg_study.storage import Store  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 N_CLASSES = 10
-LOAD_BOUND_S = 60.0
-"""Bound of the 200-participant run, a minute (49 s measured in its own process on 2 cores busy
-with an attack audit and a training run; 62-77 s before, inside the test process)."""
+HANG_BOUND_S = 180.0
+"""A participant still running after this counts as hanging. The run itself takes about a
+minute or less: 41.8 s with server and participants in processes of their own on 2 idle cores
+(AMD EPYC, 2026-12-04; ``bench/study_load.py``). The bound is no throughput assertion: a CI
+machine of 2026-12-04 served 8,545 of the 11,400 requests in the first 60 s, every one of them
+within 2.3 s (a slower machine, not a hang), and such a run must not fail."""
 MAX_WAIT_MS = 15_000
-"""Longest acceptable wait for one response (2.0 s measured under that load)."""
+"""Longest acceptable wait for one response, the sign of a participant left hanging (with
+waitress' default 100 connections, those beyond them waited 40-75 s for their first answer; 2.6 s
+measured with the defaults, 2.3 s on the slower CI machine)."""
 
 
 @pytest.fixture(scope="module")
@@ -65,24 +70,24 @@ def test_fifty_concurrent_participants_each_answer_stored_once(study, tmp_path, 
     assert _stored(store.path) == sent
 
 
-def test_two_hundred_participants_complete_the_real_protocol_within_the_bound(tmp_path, capsys):
+def test_two_hundred_participants_complete_the_real_protocol_nobody_left_waiting(tmp_path, capsys):
     """The default server options (16 threads, 500 connections) take 200 participants at once,
-    each answering the real 56-trial protocol; waitress' own default (100 connections) left
-    participants waiting over a minute. Server and clients run in a process of their own
-    (``study_support.capacity``), as a deployment runs ``serve``: in the test process itself the
-    run went past its bound inside the full suite."""
+    each answering the real 56-trial protocol: every answer stored exactly once, no response
+    slower than :data:`MAX_WAIT_MS`; waitress' own default (100 connections) left participants
+    waiting over a minute. Server and participants run in processes of their own
+    (``study_support.capacity``), as a deployment runs ``serve``."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(REPO / "tests"), str(REPO)] + [os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run([sys.executable, "-m", "study_support.capacity", str(tmp_path),
-                           "--participants", "200", "--bound", str(LOAD_BOUND_S)],
+                           "--participants", "200", "--bound", str(HANG_BOUND_S)],
                           env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=LOAD_BOUND_S + 120)
+                          timeout=HANG_BOUND_S + 120)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     with capsys.disabled():
         print(f"\nload test, 200 participants x {report['n_trials']} trials (waitress, "
               f"{report['threads']} threads, {report['connection_limit']} connections, "
-              f"127.0.0.1, own process): {report['text']}")
+              f"127.0.0.1, processes of their own): {report['text']}")
     assert report["n_trials"] == 56
     assert report["hanging"] == 0, f"{report['hanging']} participants still waiting"
     assert not report["errors"], report["errors"][:3]

@@ -206,3 +206,22 @@ def test_choice_keys():
     assert server.choice_keys([str(i) for i in range(10)]) == ([str(i) for i in range(10)], "x")
     assert server.choice_keys(list("ABCDEFGHIJ")) == (list("abcdefghij"), "x")
     assert server.choice_keys(["cat", "x"]) == (["", "x"], "?")
+
+
+def test_the_server_silences_waitress_per_request_queue_warnings_unless_configured(app):
+    """waitress warns "Task queue depth is N" for every request that waits for a thread (a line
+    per answer under a crowd of participants); the server raises that logger to ERROR, but a
+    level the caller set is kept."""
+    import logging
+
+    queue_logger = logging.getLogger(server.QUEUE_LOGGER)
+    previous = queue_logger.level
+    try:
+        queue_logger.setLevel(logging.NOTSET)
+        with server.running(app):
+            assert queue_logger.level == logging.ERROR
+        queue_logger.setLevel(logging.INFO)
+        with server.running(app):
+            assert queue_logger.level == logging.INFO
+    finally:
+        queue_logger.setLevel(previous)

@@ -1,27 +1,38 @@
-"""The 200-participant capacity run of the study server in a process of its own.
+"""The 200-participant capacity run of the study server, server and participants in processes
+of their own.
 
 ``python -m study_support.capacity OUT_DIR [--participants 200] [--bound 120]`` builds a toy study
-with the real 56-trial protocol in ``OUT_DIR``, serves it with the default server options
-(waitress on 127.0.0.1) and runs that many whole sessions at once against it (one thread and
-connection each), then writes ``OUT_DIR/report.json``: the load report's text, hanging
-participants, client errors, the longest wait, the statuses, and every answer sent, so the caller
-can compare them with the database (``OUT_DIR/db.sqlite3``).
+with the real 56-trial protocol in ``OUT_DIR``, starts the server with the default server options
+(waitress on 127.0.0.1) in a child process (:mod:`study_support.serve_study`), as a deployment
+runs ``serve``, and runs that many whole sessions at once against it from this process (one
+thread and connection each); then it stops the server and writes ``OUT_DIR/report.json``: the load
+report's text, hanging participants, client errors, the longest wait, the statuses, the server's
+CPU time, and every answer sent, so the caller can compare them with the database
+(``OUT_DIR/db.sqlite3``).
 
-A process of its own, as a real deployment runs ``serve``: inside the test process the run was
-slowed by whatever earlier tests left in that process (a full suite's heap of Python objects,
-which the cyclic garbage collector walks while 216 threads wait for the GIL).
+Why separate processes: the participants' 200 client threads and the server's threads in one
+Python process share one interpreter lock, so the clients' own work slowed the server; a real
+server never shares its process with its participants' browsers.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
+import resource
+import subprocess
 import sys
 
 from gradreg_study import design, server, simulation
 from study_support import load
 
 N_CLASSES = 10
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv=None) -> dict:
@@ -33,15 +44,31 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     study = simulation.toy_study(args.out / "study", n_items=50)
     protocol = design.Protocol()  # 50 trials + 6 attention checks
-    app = server.create_app(study.root, db_path=args.out / "db.sqlite3", protocol=protocol)
-    store = server.context(app).store
-    with server.running(app) as url:
-        report = load.load_test(url, store.stimuli(), n_classes=N_CLASSES,
+    db = args.out / "db.sqlite3"
+    stimuli = server.context(server.create_app(study.root, db_path=db, protocol=protocol)
+                             ).store.stimuli()
+    cpu_before = _children_cpu_s()
+    child = subprocess.Popen([sys.executable, "-m", "study_support.serve_study",
+                              str(study.root), str(db)], stdout=subprocess.PIPE, text=True,
+                             env=os.environ)
+    try:
+        url = child.stdout.readline().strip()
+        if not url.startswith("http://"):
+            raise RuntimeError(f"the server process did not start (printed {url!r}, "
+                               f"exit code {child.poll()})")
+        report = load.load_test(url, stimuli, n_classes=N_CLASSES,
                                 n_participants=args.participants, retry_share=0.0,
                                 fetch_images=False, deadline=args.bound, timeout=args.bound)
+    finally:
+        child.terminate()
+        child.wait(timeout=60)
+    server_cpu_s = _children_cpu_s() - cpu_before  # start-up included
     result = {
-        "text": report.text(), "hanging": report.hanging, "errors": report.errors[:10],
+        "text": report.text() + f"; server CPU {server_cpu_s:.1f} s "
+                f"({1000 * server_cpu_s / max(report.n_requests, 1):.2f} ms per request)",
+        "hanging": report.hanging, "errors": report.errors[:10],
         "n_errors": len(report.errors), "seconds": report.seconds,
+        "server_cpu_s": server_cpu_s,
         "max_latency_ms": float(report.latencies_ms.max()) if len(report.latencies_ms) else None,
         "statuses": {str(k): v for k, v in report.statuses.items()},
         "n_trials": protocol.n_total, "threads": server.DEFAULT_THREADS,
