@@ -25,6 +25,7 @@ so a mark cannot outlive the problem it describes.
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from gradreg_tf import data, pretrained, published, zoo
@@ -102,18 +103,51 @@ def test_paper_claims_paper(mnist_paper, name):
     assert_claim(claims.CLAIMS[name](mnist_paper.claim_rows))
 
 
+def with_model_in_slot(rows, slot: str, model: str) -> list:
+    """The grid ``rows`` would be with ``model`` trained in ``slot``'s place: every cell that
+    attacks or evaluates ``slot`` is ``model``'s cell, relabeled. Exact, not an approximation:
+    the grid's attacks are deterministic (FGSM with the true labels, TGSM toward
+    ``(y + 1) mod K``), and on 128 images all 400 cells recomputed with the normal model in the
+    double-backprop slot equal the relabeled ones image by image (2026-12-04; 32 images in
+    :func:`test_the_relabeled_grid_is_the_recomputed_one`); recomputing the 2,048-image grid
+    took the CI 490 s."""
+    by_cell = {(r["attack"], r["target_model"], r["source_model"], r["eps"]): r for r in rows}
+
+    def swap(name):
+        return model if name == slot else name
+
+    return [{**by_cell[(r["attack"], swap(r["target_model"]), swap(r["source_model"]), r["eps"])],
+             "target_model": r["target_model"], "source_model": r["source_model"]}
+            for r in rows]
+
+
+def test_the_relabeled_grid_is_the_recomputed_one():
+    """:func:`with_model_in_slot` gives, image by image, the grid recomputed with the normal
+    model in the double-backprop slot (on the first 32 test images)."""
+    n = 32
+    ds = data.load("mnist")
+    models = {m: zoo.pretrained("mnist", m) for m in PAPER_MODELS}
+    rows = grid_rows(models, ds, n)
+    direct = grid_rows({**models, "doubleback": models["normal"]}, ds, n)
+    relabeled = with_model_in_slot(rows, "doubleback", "normal")
+    assert len(relabeled) == len(direct) == len(rows) > 0
+    for got, want in zip(relabeled, direct):
+        assert {k: v for k, v in got.items() if k != "correct"} == \
+            {k: v for k, v in want.items() if k != "correct"}
+        np.testing.assert_array_equal(got["correct"], want["correct"])
+
+
 def test_dead_penalty_fails_several_claims_paper(mnist_paper):
     """The normal model in the double-backprop slot (a penalty that never reached the weights
     trains exactly that model) must fail several claims decisively, not one by a hair."""
-    broken = {**mnist_paper.models, "doubleback": mnist_paper.models["normal"]}
-    verdicts = claims.transfer_claims(grid_rows(broken, mnist_paper.ds, N_CLAIMS))
+    broken = with_model_in_slot(mnist_paper.claim_rows, "doubleback", "normal")
+    verdicts = claims.transfer_claims(broken)
     failed = sorted(n for n, c in verdicts.items() if not c.holds and c.decisive)
     assert {"doubleback_beats_normal_transfer_fgsm", "doubleback_beats_normal_transfer_tgsm",
             "doubleback_beats_normal_whitebox"} <= set(failed), failed
     assert len(failed) >= 4, failed
 
 
-# --------------------------------------------------------------------------- claim checks
 def _published_with(swap: dict):
     """The published MNIST grid with some models' rows and columns replaced by others'."""
     pub = published.load_transfer(dataset="mnist")
