@@ -14,27 +14,23 @@ cores and load average, since the numbers depend on both. Needs the ``study`` ex
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+from study_support import capacity  # noqa: E402
 
 
 def run_once(participants: int, bound: float) -> dict:
     """One capacity run in a fresh folder; returns its report (``study_support.capacity``)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH", "")]))
     with tempfile.TemporaryDirectory(prefix="gradreg-study-load-") as tmp:
-        done = subprocess.run([sys.executable, "-m", "study_support.capacity", tmp,
-                               "--participants", str(participants), "--bound", str(bound)],
-                              env=env, cwd=REPO, capture_output=True, text=True)
-        if done.returncode:
-            raise SystemExit(f"the capacity run failed:\n{done.stderr[-3000:]}")
-        return json.loads((pathlib.Path(tmp) / "report.json").read_text())
+        try:
+            return capacity.run(pathlib.Path(tmp), participants=participants, bound=bound)
+        except RuntimeError as err:
+            raise SystemExit(str(err)) from None
 
 
 def main(argv=None) -> None:

@@ -1,14 +1,12 @@
 """The real server (waitress on 127.0.0.1): 50 concurrent participants, and a SIGKILL mid-study."""
 
 import importlib
-import json
 import os
 import pathlib
 import queue
 import re
 import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -20,7 +18,7 @@ pytest.importorskip("flask", reason="the study server needs the `study` extra (f
 pytest.importorskip("waitress", reason="the study server needs the `study` extra (waitress)")
 
 from gradreg_study import design, server, simulation  # noqa: E402
-from study_support import load  # noqa: E402
+from study_support import capacity, load  # noqa: E402
 from gradreg_study.storage import Store  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -76,14 +74,8 @@ def test_two_hundred_participants_complete_the_real_protocol_nobody_left_waiting
     slower than :data:`MAX_WAIT_MS`; waitress' own default (100 connections) left participants
     waiting over a minute. Server and participants run in processes of their own
     (``study_support.capacity``), as a deployment runs ``serve``."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO / "tests"), str(REPO)] + [os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-m", "study_support.capacity", str(tmp_path),
-                           "--participants", "200", "--bound", str(HANG_BOUND_S)],
-                          env=env, cwd=REPO, capture_output=True, text=True,
+    report = capacity.run(tmp_path, participants=200, bound=HANG_BOUND_S,
                           timeout=HANG_BOUND_S + 120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads((tmp_path / "report.json").read_text())
     with capsys.disabled():
         print(f"\nload test, 200 participants x {report['n_trials']} trials (waitress, "
               f"{report['threads']} threads, {report['connection_limit']} connections, "

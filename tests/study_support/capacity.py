@@ -28,6 +28,36 @@ from gradreg_study import design, server, simulation
 from study_support import load
 
 N_CLASSES = 10
+_TESTS = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run(out: pathlib.Path, *, participants: int = 200, bound: float = 120.0,
+        timeout: float | None = None) -> dict:
+    """Runs this module in a fresh process (``python -m study_support.capacity``) and returns its
+    report; the one way the load test and ``bench/study_load.py`` start a capacity run.
+
+    Args:
+        out: an empty folder for the toy study, the database and ``report.json``.
+        participants: participants at once.
+        bound: seconds before a participant still running counts as hanging.
+        timeout: seconds before the whole run is killed (None: no limit).
+
+    Returns:
+        The parsed ``report.json`` (see :func:`main`).
+
+    Raises:
+        RuntimeError: the run exited with an error (its stderr's tail in the message).
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(_TESTS), str(_TESTS.parent), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-m", "study_support.capacity", str(out),
+                           "--participants", str(participants), "--bound", str(bound)],
+                          env=env, cwd=_TESTS.parent, capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode:
+        raise RuntimeError(f"the capacity run exited with {done.returncode}:\n"
+                           f"{done.stderr[-3000:]}")
+    return json.loads((pathlib.Path(out) / "report.json").read_text())
 
 
 def _children_cpu_s() -> float:
