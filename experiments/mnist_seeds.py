@@ -8,7 +8,8 @@ committed under ``runs/seed<s>/mnist/``, weights, manifest and curves written by
 ``experiments/mnist_transfer.py`` (FGSM and TGSM grids on the first 2,048 test images) and the
 per-image results are stored next to the run (``runs/seed<s>/mnist/transfer.per_example.npz``);
 later runs read them and train or attack nothing. A seed whose five models are not all there yet
-is reported as missing. :mod:`gradreg_tf.eval.seeds` computes every number. Writes
+is reported as not complete, with the clean accuracy of the models it has so far (from their
+committed manifests). :mod:`gradreg_tf.eval.seeds` computes every number. Writes
 ``figures/mnist_seeds.{csv,md,png,pdf}``.
 """
 
@@ -54,18 +55,21 @@ def main(argv=None):
         try:
             rows = S.seed_grid(ds, seed, runs=RUNS, n_images=N_CLAIMS, progress=args.progress,
                                log=_common.log)
+            clean[seed] = S.seed_clean_accuracy(seed, RUNS)
         except ValueError as err:  # a manifest of another seed
             raise SystemExit(str(err)) from None
         if rows is not None:
-            seed_grids[seed], clean[seed] = rows, S.seed_clean_accuracy(seed, RUNS)
+            seed_grids[seed] = rows
     if not seed_grids:
         raise SystemExit("no seed has all five models yet: nothing to report.")
     pub = published.load_transfer(dataset="mnist")
-    report = S.seed_report(seed_grids, pub, clean=clean)
+    report = S.seed_report(seed_grids, pub, clean={s: clean[s] for s in seed_grids})
     stem = out / "mnist_seeds"
-    _common.write_csv(stem.with_suffix(".csv"), S.report_rows(report))
     missing = [s for s in seeds if s not in seed_grids]
-    stem.with_suffix(".md").write_text(S.report_markdown(report, missing=missing))
+    in_training = {s: clean[s] for s in missing}
+    _common.write_csv(stem.with_suffix(".csv"), S.report_rows(report, in_training=in_training))
+    stem.with_suffix(".md").write_text(S.report_markdown(report, missing=missing,
+                                                         in_training=in_training))
     curves, reference = S.blackbox_bands(seed_grids, pub, report.seeds)
     fig = plotting.plot_seed_bands(
         grids.PAPER_EPSILONS, curves, claims.NON_DISTILLED, reference=reference, seeds=report.seeds,

@@ -43,10 +43,36 @@ def test_seed_report_distances_are_zero_between_identical_seeds_and_grow_with_a_
     assert set(other.mad_between["fgsm"]) == {(0, 1), (0, 2), (1, 2)}
     assert other.mad_between["fgsm"][(0, 2)] > other.mad_between["fgsm"][(0, 1)]
     assert other.holds_on("doubleback_beats_normal_transfer_fgsm") == 3
-    md = seeds.report_markdown(other, missing=[3])
-    assert "not yet trained: 3" in md and "3 of 3" in md
+    md = seeds.report_markdown(other, missing=[3, 4], in_training={3: {"normal": 0.9902}})
+    assert "Not yet complete, so in no table below: seed 3: 1 of 5 models so far " \
+           "(normal 99.02%); seed 4: no model yet." in md and "3 of 3" in md
+    assert "| seed 0 | seed 1 | seed 2 |" in md and "seed 3 |" not in md
     kinds = {r["quantity"] for r in seeds.report_rows(other)}
     assert kinds == {"mad_vs_published", "claim_margin_se", "mad_between_seeds"}
+    partial = [r for r in seeds.report_rows(other, in_training={3: {"normal": 0.9902}})
+               if r["seed"] == 3]
+    assert partial == [{"seed": 3, "quantity": "clean_accuracy", "name": "normal",
+                        "value": 0.9902, "holds": ""}]
+
+
+def test_seed_clean_accuracy_reads_the_finished_models_of_a_seed_in_training(tmp_path):
+    """A seed still in training reports the models it has (from their manifests), and a manifest
+    of another seed is refused rather than counted."""
+    import json
+    import shutil
+
+    from gradreg_tf import pretrained
+
+    src = pretrained.manifest_path("mnist", "normal")  # the shipped seed-0 manifest
+    (tmp_path / "seed1" / "mnist").mkdir(parents=True)
+    meta = json.loads(src.read_text())
+    (tmp_path / "seed1" / "mnist" / "normal.json").write_text(json.dumps({**meta, "seed": 1}))
+    assert seeds.seed_clean_accuracy(1, tmp_path) == {"normal": meta["clean_test_accuracy"]}
+    assert seeds.seed_clean_accuracy(2, tmp_path) == {}
+    (tmp_path / "seed2" / "mnist").mkdir(parents=True)
+    shutil.copy(src, tmp_path / "seed2" / "mnist" / "normal.json")
+    with pytest.raises(ValueError, match="names seed 0, expected 2"):
+        seeds.seed_clean_accuracy(2, tmp_path)
 
 
 def test_seed_report_needs_per_image_results_and_a_seed():

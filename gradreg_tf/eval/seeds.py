@@ -108,9 +108,17 @@ def seed_report(grids: Mapping[int, Sequence[Mapping]], published_rows: Sequence
                       claims=verdicts, clean=dict(clean or {}), n_grid=n_grid)
 
 
-def report_rows(report: SeedReport) -> list[dict]:
-    """The report as long-format rows ``seed, quantity, name, value, holds`` (for a CSV)."""
-    rows = []
+def report_rows(report: SeedReport, *, in_training: Mapping[int, Mapping[str, float]] = None
+                ) -> list[dict]:
+    """The report as long-format rows ``seed, quantity, name, value, holds`` (for a CSV).
+
+    Args:
+        report: the :class:`SeedReport`.
+        in_training: ``{seed: {model: clean accuracy}}`` of the finished models of seeds that do
+            not have all five yet (:func:`seed_clean_accuracy`); they get clean-accuracy rows only.
+    """
+    rows = [{"seed": s, "quantity": "clean_accuracy", "name": m, "value": acc, "holds": ""}
+            for s, done in sorted((in_training or {}).items()) for m, acc in done.items()]
     for s in report.seeds:
         for model, acc in report.clean.get(s, {}).items():
             rows.append({"seed": s, "quantity": "clean_accuracy", "name": model, "value": acc,
@@ -128,14 +136,31 @@ def report_rows(report: SeedReport) -> list[dict]:
     return rows
 
 
-def report_markdown(report: SeedReport, *, missing: Sequence[int] = ()) -> str:
-    """The report as markdown tables (clean accuracy, distances, claims per seed)."""
+def _in_training_text(seed: int, done: Mapping[str, float]) -> str:
+    if not done:
+        return f"seed {seed}: no model yet"
+    accs = ", ".join(f"{m} {100 * a:.2f}%" for m, a in done.items())
+    return f"seed {seed}: {len(done)} of {len(recipes.PAPER_MODELS)} models so far ({accs})"
+
+
+def report_markdown(report: SeedReport, *, missing: Sequence[int] = (),
+                    in_training: Mapping[int, Mapping[str, float]] = None) -> str:
+    """The report as markdown tables (clean accuracy, distances, claims per seed).
+
+    Args:
+        report: the :class:`SeedReport`.
+        missing: seeds asked for that do not have all five models yet.
+        in_training: ``{seed: {model: clean accuracy}}`` of those seeds' finished models, said
+            beside them (:func:`seed_clean_accuracy`).
+    """
     seeds = report.seeds
+    in_training = in_training or {}
     head = "| | " + " | ".join(f"seed {s}" for s in seeds) + " |\n|---|" + "---|" * len(seeds)
-    lines = [f"# MNIST at the paper's schedule across training seeds", "",
+    status = "; ".join(_in_training_text(s, in_training.get(s, {})) for s in missing)
+    lines = ["# MNIST at the paper's schedule across training seeds", "",
              f"Seeds with all five models: {', '.join(map(str, seeds))}"
-             + (f"; not yet trained: {', '.join(map(str, missing))}" if missing else "") + ".", "",
-             "## Clean test accuracy (10,000 images)", "", head]
+             + (f". Not yet complete, so in no table below: {status}" if missing else "") + ".",
+             "", "## Clean test accuracy (10,000 images)", "", head]
     models = sorted({m for s in seeds for m in report.clean.get(s, {})},
                     key=lambda m: C.PAPER_MODELS.index(m) if m in C.PAPER_MODELS else 99)
     for m in models:
@@ -213,9 +238,24 @@ def seed_grid(ds, seed: int, *, runs, n_images: int = 2048, progress: bool = Fal
 
 
 def seed_clean_accuracy(seed: int, runs) -> dict:
-    """``{model: clean test accuracy}`` of a seed's five MNIST models, from their manifests."""
-    return {m: pretrained.manifest("mnist", m, root=run_root(seed, runs))["clean_test_accuracy"]
-            for m in recipes.PAPER_MODELS}
+    """``{model: clean test accuracy}`` of a seed's finished MNIST models, from their manifests
+    (all five for a complete seed; those trained so far, in the recipes' order, for a seed still
+    in training).
+
+    Raises:
+        ValueError: a manifest names another seed.
+    """
+    root = run_root(seed, runs)
+    out = {}
+    for m in recipes.PAPER_MODELS:
+        if not pretrained.manifest_path("mnist", m, root=root).is_file():
+            continue
+        meta = pretrained.manifest("mnist", m, root=root)
+        if meta["seed"] != seed:
+            raise ValueError(f"{pretrained.manifest_path('mnist', m, root=root)} names seed "
+                             f"{meta['seed']}, expected {seed}.")
+        out[m] = meta["clean_test_accuracy"]
+    return out
 
 
 def blackbox_bands(grids: Mapping[int, Sequence[Mapping]], published_rows, seeds, *,
