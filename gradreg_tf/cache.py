@@ -67,6 +67,7 @@ def cache_key(recipe, *, seed: int, data_fingerprint: str, extra: dict | None = 
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks (constant memory)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -136,6 +137,11 @@ def remove_stale_temp_files(path: str | os.PathLike, *,
 
 
 def write_json(path: str | os.PathLike, obj) -> pathlib.Path:
+    """Writes ``obj`` as indented, key-sorted JSON to ``path`` atomically (:func:`atomic_write`).
+
+    Returns:
+        The written path.
+    """
     def _write(tmp):
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=True)

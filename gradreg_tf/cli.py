@@ -251,4 +251,5 @@ def make_strategy(name: str):
 
 
 def budget_label(args) -> str:
+    """How a command's parsed training budget reads in its log ("1500 batches", "budget: paper")."""
     return f"{args.batches} batches" if args.batches else f"budget: {args.budget}"

@@ -67,6 +67,8 @@ def weights_path(dataset: str, model: str, *, root=None) -> pathlib.Path:
 
 
 def manifest_path(dataset: str, model: str, *, root=None) -> pathlib.Path:
+    """Where the manifest of ``model`` for ``dataset`` lives (next to its weights, ``<model>.json``
+    under ``root``, default the shipped weights folder); it may not exist."""
     return weights_path(dataset, model, root=root).with_name(f"{model}.json")
 
 

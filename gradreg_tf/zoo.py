@@ -50,6 +50,8 @@ def resolve_batches(dataset, budget="paper", n_batches: int | None = None) -> in
 
 
 def model_path(recipe: R.Recipe, key: str, cache_dir=None) -> pathlib.Path:
+    """The cache file of a recipe's trained model,
+    ``<cache>/models/<dataset>/<label>-<key[:12]>.keras``."""
     return _cache.cache_dir(cache_dir) / "models" / recipe.dataset / f"{recipe.label()}-{key[:12]}.keras"
 
 

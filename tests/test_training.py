@@ -85,6 +85,32 @@ def test_cache_key_changes_with_every_recipe_field():
     assert cache.cache_key(base, seed=0, data_fingerprint="abc") == key
 
 
+
+def test_code_fingerprint_ignores_docs_and_layout_but_not_code(tmp_path):
+    """The training code's fingerprint (part of every cache key) keeps a user's cached models
+    through docstring, comment and layout edits, and retrains after any change of the code."""
+    from gradreg_tf import fingerprints
+
+    src = ('"""Module doc."""\n\n\ndef step(x, lam=1.0):\n    """Doc."""\n'
+           "    return x * lam  # scaled\n")
+    variants = {
+        "docs": src.replace("Doc.", "Other doc, longer.").replace("Module doc.", "New."),
+        "layout": src.replace("# scaled", "# the penalty, scaled").replace("x * lam", "(x*lam)"),
+        "constant": src.replace("lam=1.0", "lam=2.0"),
+        "operator": src.replace("x * lam", "x / lam"),
+        "no docstring": src.replace('    """Doc."""\n', ""),
+    }
+
+    def fp(text):
+        (tmp_path / "m.py").write_text(text)
+        return fingerprints.source_fingerprint(tmp_path, ["m.py"])
+
+    base = fp(src)
+    assert fp(variants["docs"]) == fp(variants["layout"]) == fp(variants["no docstring"]) == base
+    assert fp(variants["constant"]) != base and fp(variants["operator"]) != base
+    assert fingerprints.code_fingerprint() == fingerprints.source_fingerprint(
+        pathlib.Path(fingerprints.__file__).parent, fingerprints.TRAINING_CODE)
+
 def _tiny_dataset(n=256):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 10, size=n)

@@ -18,6 +18,12 @@ from gradreg_tf.models.keras_compat import sublayers
 
 
 def check_precision(model, network) -> None:
+    """Refuses mixed or half precision on the classifier or any layer of its network.
+
+    Raises:
+        ValueError: a layer's dtype policy computes in float16/bfloat16 or differs from its
+            variables' dtype (the message names the policy and the layer).
+    """
     for layer in (model, *sublayers(network)):
         policy = layer.dtype_policy
         if policy.compute_dtype != policy.variable_dtype or policy.compute_dtype in (
@@ -32,6 +38,8 @@ def check_precision(model, network) -> None:
 
 
 def static_input_shape(network):
+    """The network's declared input shape (batch axis included), or None when it has none
+    (a subclassed model not yet built on a functional input)."""
     try:
         return tuple(network.inputs[0].shape)
     except (AttributeError, IndexError, TypeError, ValueError):
@@ -39,6 +47,8 @@ def static_input_shape(network):
 
 
 def ends_in_softmax(network) -> bool:
+    """Whether a functional or sequential network's last layer (or nested model's) applies a
+    softmax; False for subclassed networks, whose layer order says nothing."""
     if static_input_shape(network) is None:  # subclassed: layer order says nothing
         return False
     layers = getattr(network, "layers", None) or ()
