@@ -223,6 +223,12 @@ def _check_models(models: Mapping[str, object]) -> list[str]:
 
 
 def check_destination(out_dir: pathlib.Path, overwrite: bool) -> None:
+    """Refuses to write a study into ``out_dir`` unless it is new, or ``overwrite`` is set and it
+    is a study folder without collected answers.
+
+    Raises:
+        FileExistsError: naming the folder and why it is kept.
+    """
     if out_dir.exists():
         if not overwrite:
             raise FileExistsError(f"{out_dir} exists; choose another folder or overwrite it.")

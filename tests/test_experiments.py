@@ -431,3 +431,25 @@ def test_insensitive_variants(env):
         assert got == [pytest.approx(expect, abs=1e-4)]
     assert_figure(out / "mnist_insensitive_variants")
     assert (out / "mnist_insensitive_variants.md").read_text().count("\n| ") == 13
+
+
+# ------------------------------------------------------------------------------ seeds
+
+
+def test_mnist_seeds_rebuilds_the_committed_report_and_names_a_seed_not_trained(env):
+    """``experiments/mnist_seeds.py`` from the committed per-image grids (nothing trained or
+    attacked): seed 0's claims and distances are the committed ``figures/mnist_seeds.csv`` ones,
+    and a seed with no model yet is said to be missing, not silently dropped."""
+    import importlib
+
+    committed = [r for r in _read(EXPERIMENTS.parent / "figures" / "mnist_seeds.csv")
+                 if r["seed"] == "0"]
+    out = env["root"] / "seeds"
+    report = importlib.import_module("mnist_seeds").main(
+        ["--seeds", "0,97", "--no-progress", "--out", str(out)])
+    assert report.seeds == (0,)
+    rebuilt = [r for r in _read(out / "mnist_seeds.csv") if r["seed"] == "0"]
+    assert rebuilt == committed
+    md = (out / "mnist_seeds.md").read_text()
+    assert "Not yet complete, so in no table below: seed 97: no model yet." in md
+    assert_figure(out / "mnist_seeds")
