@@ -117,8 +117,7 @@ def report_rows(report: SeedReport, *, in_training: Mapping[int, Mapping[str, fl
         in_training: ``{seed: {model: clean accuracy}}`` of the finished models of seeds that do
             not have all five yet (:func:`seed_clean_accuracy`); they get clean-accuracy rows only.
     """
-    rows = [{"seed": s, "quantity": "clean_accuracy", "name": m, "value": acc, "holds": ""}
-            for s, done in sorted((in_training or {}).items()) for m, acc in done.items()]
+    rows = []
     for s in report.seeds:
         for model, acc in report.clean.get(s, {}).items():
             rows.append({"seed": s, "quantity": "clean_accuracy", "name": model, "value": acc,
@@ -133,7 +132,8 @@ def report_rows(report: SeedReport, *, in_training: Mapping[int, Mapping[str, fl
         for (a, b), mad in pairs.items():
             rows.append({"seed": f"{a}-{b}", "quantity": "mad_between_seeds", "name": attack,
                          "value": round(mad, 4), "holds": ""})
-    return rows
+    return rows + [{"seed": s, "quantity": "clean_accuracy", "name": m, "value": acc, "holds": ""}
+                   for s, done in sorted((in_training or {}).items()) for m, acc in done.items()]
 
 
 def _in_training_text(seed: int, done: Mapping[str, float]) -> str:
