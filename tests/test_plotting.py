@@ -205,3 +205,17 @@ def test_gradient_norm_floor():
     model = _linear_model(np.zeros((4, 3), np.float32), np.zeros(3, np.float32))
     x = np.zeros((2, 2, 2, 1), np.float32)
     np.testing.assert_array_equal(saliency.gradient_norms(model, x, [0, 1]), [1e-20, 1e-20])
+
+
+@pytest.mark.parametrize("seeds, label", [((0,), "seed 0 only (no band yet)"),
+                                          ((0, 1, 2), "range over seeds 0, 1, 2")])
+def test_seed_band_legend_says_what_the_band_is(seeds, label):
+    """The across-seed figure names its band (the range over seeds) and, with one seed, says
+    there is none yet instead of labelling a band that is not drawn."""
+    targets = ("normal", "doubleback")
+    rng = np.random.default_rng(0)
+    curves = {a: rng.uniform(size=(len(seeds), len(targets), len(PAPER_EPSILONS)))
+              for a in ("FGSM", "TGSM")}
+    fig = plotting.plot_seed_bands(PAPER_EPSILONS, curves, targets, seeds=seeds)
+    texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert label in texts and sum("seed" in t for t in texts) == 1

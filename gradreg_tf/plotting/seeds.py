@@ -59,7 +59,11 @@ def plot_seed_bands(eps: Sequence[float], curves: Mapping[str, np.ndarray], targ
     axes[0].set_ylabel("Black-box accuracy")
     handles = [Line2D([], [], color=model_color(m), marker=model_marker(m), lw=2, mec="black",
                       mew=0.5, label=model_label(m)) for m in targets]
-    handles.append(Patch(color="0.5", alpha=0.3, label=f"range over seeds {', '.join(map(str, seeds))}"))
+    if len(seeds) > 1:
+        handles.append(Patch(color="0.5", alpha=0.3,
+                             label=f"range over seeds {', '.join(map(str, seeds))}"))
+    elif seeds:  # one seed: no band to explain
+        handles.append(Line2D([], [], color="none", label=f"seed {seeds[0]} only (no band yet)"))
     if reference is not None:
         handles.append(Line2D([], [], color="black", ls=(0, (4, 2)), alpha=0.6,
                               label=PUBLISHED_LABEL))
